@@ -1,0 +1,64 @@
+# mamori — developer entry points. `make demo` and `make test` work on a fresh machine:
+# they create the virtualenv and build the local control plane (etcd + kube-apiserver +
+# kubectl from Go modules) themselves.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE := .cache
+PYTEST_ARGS ?=
+
+.PHONY: help venv controlplane helm lint typecheck hadolint unit integration test demo bench \
+        clean kind-up kind-install
+
+help:
+	@echo "make demo          the whole story on a local control plane (builds what it needs)"
+	@echo "make test          lint, types, unit and integration tests (real kube-apiserver)"
+	@echo "make controlplane  build etcd, kube-apiserver and kubectl from Go modules"
+	@echo "make helm          build helm from Go modules"
+	@echo "make bench         benchmarks (figures go to docs/benchmarks.md by hand)"
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/.installed
+
+controlplane:
+	bash tools/controlplane/build.sh
+
+helm:
+	bash tools/helm/build.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+hadolint: venv
+	$(BIN)/hadolint Dockerfile
+
+unit: venv
+	$(BIN)/pytest tests -m "not integration" $(PYTEST_ARGS)
+
+integration: venv controlplane helm
+	$(BIN)/pytest tests -m integration $(PYTEST_ARGS)
+
+# One pytest run for everything, so the control plane starts once per session.
+test: venv controlplane helm lint typecheck hadolint
+	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+demo: venv controlplane
+	$(BIN)/python -m mamori.demo
+
+bench: venv controlplane
+	bash bench/run.sh
+
+clean:
+	rm -rf $(CACHE) .pytest_cache .mypy_cache .ruff_cache

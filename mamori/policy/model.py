@@ -1,0 +1,52 @@
+"""ClusterSecurityPolicy as typed values: what every front door reads after validation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mamori.findings import Enforcement
+from mamori.policy.selector import LabelSelector
+from mamori.rules.registry import RuleSettings
+
+API_GROUP = "mamori.io"
+API_VERSION = f"{API_GROUP}/v1alpha1"
+KIND = "ClusterSecurityPolicy"
+PLURAL = "clustersecuritypolicies"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """One validated ClusterSecurityPolicy.
+
+    ``sections`` keeps the operator's parts of the spec (``networkPolicy``, ``imageScan``) as
+    parsed by their own modules, so the admission path never depends on them.
+    """
+
+    name: str
+    enforcement: Enforcement = Enforcement.ENFORCE
+    rules: RuleSettings = field(default_factory=RuleSettings)
+    exempt_namespaces: frozenset[str] = frozenset()
+    namespace_selector: LabelSelector = field(default_factory=LabelSelector)
+    generation: int | None = None
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    def selects(self, namespace: str | None, labels: Mapping[str, str] | None = None) -> bool:
+        """Tell whether this policy covers ``namespace`` (None: cluster-scoped or unknown).
+
+        The ``kubernetes.io/metadata.name`` label is always implied, as the API server sets it
+        on every namespace; that lets offline checks honour name-based selectors.
+        """
+        if namespace is not None and namespace in self.exempt_namespaces:
+            return False
+        if not self.namespace_selector.requirements:
+            return True
+        effective = dict(labels or {})
+        if namespace is not None:
+            effective.setdefault(NAMESPACE_NAME_LABEL, namespace)
+        return self.namespace_selector.matches(effective)
+
+    def is_exempt(self, namespace: str | None) -> bool:
+        return namespace is not None and namespace in self.exempt_namespaces

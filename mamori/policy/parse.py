@@ -1,0 +1,216 @@
+"""Turn ClusterSecurityPolicy documents into :class:`Policy` values, or say which field is wrong.
+
+The same parser serves the CRD objects the webhook and operator watch and the YAML files that
+``mamori check --policy`` and ``mamori webhook --policy`` read, so a policy means one thing
+everywhere. The CRD schema already rejects most mistakes at ``kubectl apply``; this is the second
+line for files and for clusters whose CRD is older than the code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mamori.findings import Enforcement
+from mamori.images import InvalidRegistryPattern, RegistryPattern
+from mamori.policy.errors import PolicyError
+from mamori.policy.model import API_VERSION, KIND, Policy
+from mamori.policy.selector import LabelSelector
+from mamori.rules.registry import Level, RuleSettings
+
+POD_SECURITY_LEVELS: Mapping[str, Level | None] = {
+    "restricted": Level.RESTRICTED,
+    "baseline": Level.BASELINE,
+    "privileged": None,
+}
+ADMISSION_FIELDS = frozenset(
+    {
+        "enforcement",
+        "podSecurity",
+        "trustedRegistries",
+        "requireImageDigest",
+        "exemptNamespaces",
+        "namespaceSelector",
+    }
+)
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+SectionParser = Callable[..., Any]
+
+
+def section_parsers() -> Mapping[str, SectionParser]:
+    """The operator's spec sections and their parsers, imported where they live."""
+    from mamori.policy.image_scan import parse_image_scan
+    from mamori.policy.network import parse_network_policy
+
+    return {"networkPolicy": parse_network_policy, "imageScan": parse_image_scan}
+
+
+def parse_policy(document: Mapping[str, Any]) -> Policy:
+    """Validate one ClusterSecurityPolicy document."""
+    if not isinstance(document, Mapping):
+        raise PolicyError("(document)", f"must be an object, got {type(document).__name__}")
+    api_version = document.get("apiVersion")
+    if api_version != API_VERSION:
+        raise PolicyError("apiVersion", f'must be "{API_VERSION}", got {_show(api_version)}')
+    if document.get("kind") != KIND:
+        raise PolicyError("kind", f'must be "{KIND}", got {_show(document.get("kind"))}')
+    metadata = document.get("metadata")
+    if not isinstance(metadata, Mapping):
+        raise PolicyError("metadata", "must be an object with a name")
+    name = metadata.get("name")
+    if not isinstance(name, str) or not name:
+        raise PolicyError("metadata.name", "must be set")
+    if len(name) > 253 or not DNS_SUBDOMAIN.match(name):
+        raise PolicyError(
+            "metadata.name", f"must be a lower-case DNS subdomain (a-z, 0-9, '-', '.'), got {name!r}"
+        )
+    spec = document.get("spec", {})
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, Mapping):
+        raise PolicyError("spec", f"must be an object, got {type(spec).__name__}")
+    generation = metadata.get("generation")
+    return _parse_spec(
+        spec, name=name, generation=generation if isinstance(generation, int) else None
+    )
+
+
+def _parse_spec(spec: Mapping[str, Any], *, name: str, generation: int | None) -> Policy:
+    parsers = section_parsers()
+    unknown = sorted(set(spec) - ADMISSION_FIELDS - set(parsers))
+    if unknown:
+        known = ", ".join(sorted(ADMISSION_FIELDS | set(parsers)))
+        raise PolicyError(f"spec.{unknown[0]}", f"unknown field (known fields: {known})")
+    enforcement = _parse_enforcement(spec.get("enforcement", Enforcement.ENFORCE.value))
+    pod_security = _parse_pod_security(spec.get("podSecurity", "restricted"))
+    registries = tuple(_parse_registries(spec.get("trustedRegistries", [])))
+    require_digest = spec.get("requireImageDigest", False)
+    if not isinstance(require_digest, bool):
+        raise PolicyError("spec.requireImageDigest", f"must be true or false, got {_show(require_digest)}")
+    exempt = _parse_namespace_names(spec.get("exemptNamespaces", []), path="spec.exemptNamespaces")
+    selector = LabelSelector.parse(spec.get("namespaceSelector"), path="spec.namespaceSelector")
+    sections = {
+        key: parser(spec[key], path=f"spec.{key}") for key, parser in parsers.items() if key in spec
+    }
+    return Policy(
+        name=name,
+        enforcement=enforcement,
+        rules=RuleSettings(
+            pod_security=pod_security,
+            trusted_registries=registries,
+            require_image_digest=require_digest,
+        ),
+        exempt_namespaces=frozenset(exempt),
+        namespace_selector=selector,
+        generation=generation,
+        sections={key: value for key, value in sections.items() if value is not None},
+    )
+
+
+def _parse_enforcement(value: object) -> Enforcement:
+    try:
+        return Enforcement(value)
+    except ValueError:
+        choices = ", ".join(e.value for e in Enforcement)
+        raise PolicyError("spec.enforcement", f"must be one of {choices}, got {_show(value)}") from None
+
+
+def _parse_pod_security(value: object) -> Level | None:
+    if isinstance(value, str) and value in POD_SECURITY_LEVELS:
+        return POD_SECURITY_LEVELS[value]
+    choices = ", ".join(POD_SECURITY_LEVELS)
+    raise PolicyError("spec.podSecurity", f"must be one of {choices}, got {_show(value)}")
+
+
+def _parse_registries(value: object) -> Iterator[RegistryPattern]:
+    if not isinstance(value, list):
+        raise PolicyError("spec.trustedRegistries", f"must be a list of strings, got {_show(value)}")
+    for index, entry in enumerate(value):
+        path = f"spec.trustedRegistries[{index}]"
+        if not isinstance(entry, str):
+            raise PolicyError(path, f"must be a string, got {_show(entry)}")
+        try:
+            yield RegistryPattern.parse(entry)
+        except InvalidRegistryPattern as error:
+            raise PolicyError(path, f"{error} (got {entry!r})") from None
+
+
+def _parse_namespace_names(value: object, *, path: str) -> list[str]:
+    if not isinstance(value, list):
+        raise PolicyError(path, f"must be a list of namespace names, got {_show(value)}")
+    names: list[str] = []
+    for index, entry in enumerate(value):
+        if not isinstance(entry, str) or not DNS_LABEL.match(entry) or len(entry) > 63:
+            raise PolicyError(f"{path}[{index}]", f"must be a namespace name, got {_show(entry)}")
+        names.append(entry)
+    return names
+
+
+def iter_policy_documents(documents: Iterable[object]) -> Iterator[Mapping[str, Any]]:
+    """Flatten ``kind: List`` and ``ClusterSecurityPolicyList``; skip empty YAML documents."""
+    for document in documents:
+        if document is None:
+            continue
+        if isinstance(document, Mapping) and str(document.get("kind", "")).endswith("List"):
+            items = document.get("items") or []
+            yield from iter_policy_documents(items if isinstance(items, list) else [items])
+        else:
+            yield document  # type: ignore[misc]
+
+
+def load_policies(documents: Iterable[object]) -> list[Policy]:
+    """Validate every policy document; names must be unique."""
+    policies: list[Policy] = []
+    seen: set[str] = set()
+    for index, document in enumerate(iter_policy_documents(documents)):
+        try:
+            policy = parse_policy(document)
+        except PolicyError as error:
+            name = _document_name(document)
+            where = f'policy "{name}"' if name else f"policy document {index}"
+            raise PolicyError(f"{where}: {error.path}", error.message) from None
+        if policy.name in seen:
+            raise PolicyError(f'policy "{policy.name}"', "is defined twice")
+        seen.add(policy.name)
+        policies.append(policy)
+    return policies
+
+
+def load_policy_file(path: str | Path) -> list[Policy]:
+    """Read policies from a YAML or JSON file (several documents allowed)."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as error:
+        raise PolicyError(str(path), f"is not valid YAML: {error}") from None
+    policies = load_policies(documents)
+    if not policies:
+        raise PolicyError(str(path), "contains no ClusterSecurityPolicy")
+    return policies
+
+
+def default_policy() -> Policy:
+    """The built-in policy of ``mamori check`` without ``--policy``: restricted, no registry rule."""
+    return Policy(name="default")
+
+
+def _document_name(document: object) -> str | None:
+    if isinstance(document, Mapping):
+        metadata = document.get("metadata")
+        if isinstance(metadata, Mapping) and isinstance(metadata.get("name"), str):
+            return str(metadata["name"])
+    return None
+
+
+def _show(value: object) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if value is None:
+        return "nothing"
+    return f"{value!r} ({type(value).__name__})"
