@@ -21,7 +21,7 @@ SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One object from a manifest: ``index`` counts documents in the file, ``item`` the List entry."""
+    """One object of a manifest; ``index`` counts documents in the file, ``item`` List entries."""
 
     source: str
     index: int

@@ -68,7 +68,7 @@ def load_settings(
     """Build ``cls`` from parsed flags, then the environment, then defaults; validate."""
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         raw: object = getattr(args, field.name, None) if args is not None else None
         source = flag_name(field)
         if raw is None and environ is not None and env_name(field) in environ:
@@ -139,7 +139,7 @@ def _base_type(annotation: Any) -> type:
         options = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
         annotation = options[0]
     origin = typing.get_origin(annotation)
-    return origin if isinstance(origin, type) else annotation  # type: ignore[no-any-return]
+    return origin if isinstance(origin, type) else annotation
 
 
 def _show_default(value: object) -> str:

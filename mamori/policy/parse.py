@@ -68,7 +68,8 @@ def parse_policy(document: Mapping[str, Any]) -> Policy:
         raise PolicyError("metadata.name", "must be set")
     if len(name) > 253 or not DNS_SUBDOMAIN.match(name):
         raise PolicyError(
-            "metadata.name", f"must be a lower-case DNS subdomain (a-z, 0-9, '-', '.'), got {name!r}"
+            "metadata.name",
+            f"must be a lower-case DNS subdomain (a-z, 0-9, '-', '.'), got {name!r}",
         )
     spec = document.get("spec", {})
     if spec is None:
@@ -92,7 +93,9 @@ def _parse_spec(spec: Mapping[str, Any], *, name: str, generation: int | None) -
     registries = tuple(_parse_registries(spec.get("trustedRegistries", [])))
     require_digest = spec.get("requireImageDigest", False)
     if not isinstance(require_digest, bool):
-        raise PolicyError("spec.requireImageDigest", f"must be true or false, got {_show(require_digest)}")
+        raise PolicyError(
+            "spec.requireImageDigest", f"must be true or false, got {_show(require_digest)}"
+        )
     exempt = _parse_namespace_names(spec.get("exemptNamespaces", []), path="spec.exemptNamespaces")
     selector = LabelSelector.parse(spec.get("namespaceSelector"), path="spec.namespaceSelector")
     sections = {
@@ -114,11 +117,11 @@ def _parse_spec(spec: Mapping[str, Any], *, name: str, generation: int | None) -
 
 
 def _parse_enforcement(value: object) -> Enforcement:
-    try:
-        return Enforcement(value)
-    except ValueError:
-        choices = ", ".join(e.value for e in Enforcement)
-        raise PolicyError("spec.enforcement", f"must be one of {choices}, got {_show(value)}") from None
+    for enforcement in Enforcement:
+        if value == enforcement.value:
+            return enforcement
+    choices = ", ".join(e.value for e in Enforcement)
+    raise PolicyError("spec.enforcement", f"must be one of {choices}, got {_show(value)}")
 
 
 def _parse_pod_security(value: object) -> Level | None:
@@ -130,7 +133,9 @@ def _parse_pod_security(value: object) -> Level | None:
 
 def _parse_registries(value: object) -> Iterator[RegistryPattern]:
     if not isinstance(value, list):
-        raise PolicyError("spec.trustedRegistries", f"must be a list of strings, got {_show(value)}")
+        raise PolicyError(
+            "spec.trustedRegistries", f"must be a list of strings, got {_show(value)}"
+        )
     for index, entry in enumerate(value):
         path = f"spec.trustedRegistries[{index}]"
         if not isinstance(entry, str):
@@ -196,7 +201,7 @@ def load_policy_file(path: str | Path) -> list[Policy]:
 
 
 def default_policy() -> Policy:
-    """The built-in policy of ``mamori check`` without ``--policy``: restricted, no registry rule."""
+    """The policy of ``mamori check`` without ``--policy``: restricted, no registry rule."""
     return Policy(name="default")
 
 
