@@ -55,7 +55,9 @@ class LabelSelector:
         if not isinstance(expressions, list):
             raise PolicyError(f"{path}.matchExpressions", "must be a list")
         for index, expression in enumerate(expressions):
-            requirements.append(_parse_expression(expression, path=f"{path}.matchExpressions[{index}]"))
+            requirements.append(
+                _parse_expression(expression, path=f"{path}.matchExpressions[{index}]")
+            )
         return cls(tuple(requirements))
 
 
