@@ -55,7 +55,7 @@ test: venv controlplane helm lint typecheck hadolint
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 demo: venv controlplane
-	$(BIN)/python -m mamori.demo
+	$(BIN)/python -m mamori.demo $(DEMO_ARGS)
 
 bench: venv controlplane
 	bash bench/run.sh
