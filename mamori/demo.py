@@ -294,7 +294,7 @@ def story(cluster: Cluster, terminal: Terminal) -> None:
 
     terminal.heading("7. Image-scan status on pods (here from an ImageScan written by CI)")
     cluster.kubectl("apply", "-f", "-", stdin=IMAGE_SCAN)
-    cluster.kubectl("apply", "-f", "-", stdin=API_POD)
+    cluster.kubectl("create", "-f", "-", stdin=API_POD)
     terminal.say("(no kubelet here: the demo writes pod status the way a kubelet would)")
     status = {
         "status": {
@@ -324,7 +324,13 @@ def story(cluster: Cluster, terminal: Terminal) -> None:
         timeout=30,
         what="the operator to annotate pod shop/api",
     )
-    cluster.kubectl("get", "pod", "api", "-n", "shop", "-o", "jsonpath={.metadata.annotations}")
+    columns = [
+        "POD:.metadata.name",
+        r"SCAN-STATUS:.metadata.annotations.mamori\.io/scan-status",
+        r"SUMMARY:.metadata.annotations.mamori\.io/scan-summary",
+        r"SCANNED-AT:.metadata.annotations.mamori\.io/scanned-at",
+    ]
+    cluster.kubectl("get", "pod", "api", "-n", "shop", "-o", "custom-columns=" + ",".join(columns))
 
     terminal.heading("8. Everything readable from the policy: kubectl get csp")
     wait_for(

@@ -5,8 +5,29 @@ function, ``@rule(...)``), import it here, and add pass/fail fixtures under
 ``tests/fixtures/<rule-id>/``.
 """
 
-# mamori's own image rules; importing a module registers its rule.
-from mamori.rules import image_digest, image_reference, trusted_registry  # noqa: F401
+# Every rule module, in one sorted list: the Pod Security Standards checks (named after
+# pod-security-admission's) and mamori's own image rules. Importing a module registers its rule.
+from mamori.rules import (  # noqa: F401
+    allow_privilege_escalation,
+    apparmor_profile,
+    capabilities,
+    host_namespaces,
+    host_path_volumes,
+    host_ports,
+    host_probes,
+    image_digest,
+    image_reference,
+    privileged,
+    proc_mount,
+    restricted_volumes,
+    run_as_non_root,
+    run_as_user,
+    seccomp_profile,
+    selinux_options,
+    sysctls,
+    trusted_registry,
+    windows_host_process,
+)
 from mamori.rules.registry import RULES, Level, Rule, RuleSettings, rule
 
 __all__ = ["RULES", "Level", "Rule", "RuleSettings", "rule"]

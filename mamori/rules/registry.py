@@ -69,9 +69,9 @@ class RuleRegistry:
     def __init__(self) -> None:
         self._rules: dict[str, Rule] = {}
 
-    def register(self, *, rule_id: str, level: Level, summary: str) -> Callable[
-        [CheckFunction], CheckFunction
-    ]:
+    def register(
+        self, *, rule_id: str, level: Level, summary: str
+    ) -> Callable[[CheckFunction], CheckFunction]:
         """Decorate a check function to register it under ``rule_id``."""
 
         def decorate(check: CheckFunction) -> CheckFunction:

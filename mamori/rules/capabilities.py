@@ -1,0 +1,104 @@
+"""capabilities: containers add no capabilities beyond the runtime's defaults; restricted: drop ALL.
+
+Spec:
+- baseline: ``securityContext.capabilities.add`` of every init, regular and ephemeral container
+  holds only AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE,
+  SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT (undefined or empty is fine).
+- restricted (``settings.restricted``): ``capabilities.drop`` must include ``ALL``, and ``add``
+  may hold only NET_BIND_SERVICE. Windows pods (``spec.os.name: windows``) are exempt from the
+  restricted demands, as in pod-security-admission; the baseline list still applies to them.
+
+Names compare exactly as written (``CAP_SYS_ADMIN`` or ``sys_admin`` is not on any list), which
+fails closed. A non-list ``add`` is a violation; a non-list ``drop`` does not drop ALL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mamori.findings import Finding
+from mamori.podspec import PodContext, as_mapping
+from mamori.rules._common import Scope, container_scopes, is_windows, quote_all, show
+from mamori.rules.registry import Level, RuleSettings, rule
+
+BASELINE_ADDABLE = frozenset(
+    {
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    }
+)
+RESTRICTED_ADDABLE = frozenset({"NET_BIND_SERVICE"})
+DROP_EVERYTHING = "ALL"
+
+
+@rule(
+    rule_id="capabilities",
+    level=Level.BASELINE,
+    summary="only default capabilities added; restricted: drop ALL, add at most NET_BIND_SERVICE",
+)
+def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    restricted = settings.restricted and not is_windows(pod)
+    addable = RESTRICTED_ADDABLE if restricted else BASELINE_ADDABLE
+    findings: list[Finding] = []
+    for scope in container_scopes(pod):
+        capabilities = as_mapping(scope.security_context.get("capabilities"))
+        findings.extend(_added(scope, capabilities, addable=addable, restricted=restricted))
+        if restricted and not _drops_everything(capabilities.get("drop")):
+            findings.append(
+                Finding(
+                    field=scope.field("capabilities", "drop"),
+                    container=scope.container,
+                    message=f"{scope.label} must drop all capabilities: set "
+                    'securityContext.capabilities.drop: ["ALL"]',
+                )
+            )
+    return findings
+
+
+def _added(
+    scope: Scope, capabilities: Mapping[str, object], *, addable: frozenset[str], restricted: bool
+) -> list[Finding]:
+    added = capabilities.get("add")
+    if added is None:
+        return []
+    field = scope.field("capabilities", "add")
+    if not isinstance(added, list):
+        return [
+            Finding(
+                field=field,
+                container=scope.container,
+                message=f"{scope.label} securityContext.capabilities.add must be a list of "
+                f"capability names, got {show(added)}",
+            )
+        ]
+    forbidden = sorted({item if isinstance(item, str) else show(item) for item in added} - addable)
+    if not forbidden:
+        return []
+    if restricted:
+        allowed = "the restricted level allows adding only NET_BIND_SERVICE"
+    else:
+        allowed = "the baseline level allows adding only " + ", ".join(sorted(BASELINE_ADDABLE))
+    return [
+        Finding(
+            field=field,
+            container=scope.container,
+            message=f"{scope.label} must not add {quote_all(forbidden)} in "
+            f"securityContext.capabilities.add; remove {'it' if len(forbidden) == 1 else 'them'} "
+            f"({allowed})",
+        )
+    ]
+
+
+def _drops_everything(dropped: object) -> bool:
+    return isinstance(dropped, list) and DROP_EVERYTHING in dropped

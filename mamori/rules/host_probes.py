@@ -1,0 +1,62 @@
+"""host-probes: probes and lifecycle handlers target the pod itself, not another host.
+
+Spec (baseline), for every init, regular and ephemeral container: ``host`` under
+``livenessProbe``, ``readinessProbe`` and ``startupProbe`` (``httpGet`` and ``tcpSocket``) and
+under ``lifecycle.postStart`` / ``lifecycle.preStop`` (``httpGet`` and the deprecated
+``tcpSocket``) must be undefined or empty. The kubelet makes these requests from the node, so a
+``host`` turns the pod spec into a way to reach anything the node can reach.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mamori.findings import Finding
+from mamori.podspec import ContainerRef, PodContext, as_mapping
+from mamori.rules._common import show
+from mamori.rules.registry import Level, RuleSettings, rule
+
+PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+LIFECYCLE_HOOKS = ("postStart", "preStop")
+HANDLERS = ("httpGet", "tcpSocket")
+
+
+@rule(
+    rule_id="host-probes",
+    level=Level.BASELINE,
+    summary="probes and lifecycle handlers set no host",
+)
+def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    findings: list[Finding] = []
+    for container in pod.containers():
+        lifecycle = as_mapping(container.spec.get("lifecycle"))
+        handlers: list[tuple[tuple[str, ...], object]] = [
+            ((probe,), container.spec.get(probe)) for probe in PROBES
+        ]
+        handlers += [(("lifecycle", hook), lifecycle.get(hook)) for hook in LIFECYCLE_HOOKS]
+        for path, handler in handlers:
+            findings.extend(_hosts(container, path, as_mapping(handler)))
+    return findings
+
+
+def _hosts(
+    container: ContainerRef, path: tuple[str, ...], handler: Mapping[str, Any]
+) -> list[Finding]:
+    findings: list[Finding] = []
+    for kind in HANDLERS:
+        host = as_mapping(handler.get(kind)).get("host")
+        if host is None or host == "":
+            continue
+        where = ".".join((*path, kind, "host"))
+        advice = " (set a Host header in httpHeaders if the server needs one)"
+        findings.append(
+            Finding(
+                field=container.field(*path, kind, "host"),
+                container=container.name,
+                message=f'container "{container.name}" must not set {where}: {show(host)}; '
+                "remove host so the kubelet targets the pod's own IP"
+                + (advice if kind == "httpGet" else ""),
+            )
+        )
+    return findings

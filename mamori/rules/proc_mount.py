@@ -1,0 +1,41 @@
+"""proc-mount: containers keep the default masks on /proc.
+
+Spec, for ``securityContext.procMount`` of every init, regular and ephemeral container:
+undefined or ``Default``. ``Unmasked`` exposes /proc paths the runtime hides.
+- baseline: any value is allowed in a pod with its own user namespace (``spec.hostUsers:
+  false``), as pod-security-admission allows since Kubernetes 1.35.
+- restricted (``settings.restricted``): no exception.
+"""
+
+from __future__ import annotations
+
+from mamori.findings import Finding
+from mamori.podspec import PodContext
+from mamori.rules._common import container_scopes, in_user_namespace, show
+from mamori.rules.registry import Level, RuleSettings, rule
+
+DEFAULT = "Default"
+
+
+@rule(
+    rule_id="proc-mount",
+    level=Level.BASELINE,
+    summary="procMount is Default (baseline: any in a user namespace)",
+)
+def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    if not settings.restricted and in_user_namespace(pod):
+        return []
+    findings: list[Finding] = []
+    for scope in container_scopes(pod):
+        value = scope.security_context.get("procMount")
+        if value is None or value == DEFAULT:
+            continue
+        findings.append(
+            Finding(
+                field=scope.field("procMount"),
+                container=scope.container,
+                message=f"{scope.label} must not set securityContext.procMount to {show(value)}; "
+                "remove it or set it to Default",
+            )
+        )
+    return findings

@@ -1,0 +1,91 @@
+"""run-as-non-root: every container is required to run as a non-root user.
+
+Spec (restricted), as in pod-security-admission:
+- ``spec.securityContext.runAsNonRoot``: undefined or ``true``;
+- each init, regular and ephemeral container's ``securityContext.runAsNonRoot``: ``true``, or
+  undefined when the pod sets ``true``. A container value wins over the pod's, so a container
+  ``false`` fails even under a pod ``true``. ``runAsUser`` alone does not satisfy this rule
+  (``run-as-user`` checks it); a bad pod value is reported once, on the pod.
+- any value is allowed in a pod with its own user namespace (``spec.hostUsers: false``).
+
+``runAsNonRoot: true`` without a numeric ``runAsUser`` (container's, else pod's) is allowed with
+an advisory finding: the kubelet then starts the container only if its image declares a numeric
+non-root ``USER``; a user name or root makes the pod fail at start instead of at admission.
+Windows pods get no advisory (they cannot set ``runAsUser``).
+"""
+
+from __future__ import annotations
+
+from mamori.findings import Finding
+from mamori.podspec import PodContext
+from mamori.rules._common import (
+    Scope,
+    container_scopes,
+    in_user_namespace,
+    is_uid,
+    is_windows,
+    pod_scope,
+    show,
+)
+from mamori.rules.registry import Level, RuleSettings, rule
+
+
+@rule(
+    rule_id="run-as-non-root",
+    level=Level.RESTRICTED,
+    summary="runAsNonRoot: true on the pod or every container",
+)
+def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    if in_user_namespace(pod):
+        return []
+    findings: list[Finding] = []
+    pod_level = pod_scope(pod)
+    pod_value = pod_level.security_context.get("runAsNonRoot")
+    if pod_value is not None and pod_value is not True:
+        findings.append(
+            Finding(
+                field=pod_level.field("runAsNonRoot"),
+                message=f"pod must not set securityContext.runAsNonRoot: {show(pod_value)}; "
+                "set it to true",
+            )
+        )
+    for scope in container_scopes(pod):
+        value = scope.security_context.get("runAsNonRoot")
+        if value is True or (value is None and pod_value is True):
+            if not is_windows(pod) and not _has_uid(pod_level, scope):
+                findings.append(_advice(scope))
+        elif value is not None:
+            findings.append(
+                Finding(
+                    field=scope.field("runAsNonRoot"),
+                    container=scope.container,
+                    message=f"{scope.label} must not set securityContext.runAsNonRoot: "
+                    f"{show(value)}; set it to true",
+                )
+            )
+        elif pod_value is None:
+            findings.append(
+                Finding(
+                    field=scope.field("runAsNonRoot"),
+                    container=scope.container,
+                    message=f"{scope.label} must set securityContext.runAsNonRoot: true "
+                    "(on the container, or once on the pod)",
+                )
+            )
+    return findings
+
+
+def _has_uid(pod_level: Scope, scope: Scope) -> bool:
+    own = scope.security_context.get("runAsUser")
+    return is_uid(own if own is not None else pod_level.security_context.get("runAsUser"))
+
+
+def _advice(scope: Scope) -> Finding:
+    return Finding(
+        field=scope.field("runAsUser"),
+        container=scope.container,
+        advisory=True,
+        message=f"{scope.label} sets runAsNonRoot: true but no numeric runAsUser: its image must "
+        "declare a numeric non-root USER (e.g. USER 10001), or the kubelet refuses to start it; "
+        "or set securityContext.runAsUser to a non-zero UID",
+    )

@@ -1,0 +1,44 @@
+"""run-as-user: nothing is set to run as root (UID 0).
+
+Spec (restricted): ``securityContext.runAsUser`` of the pod and of every init, regular and
+ephemeral container: undefined or a non-zero UID (1..2147483647). ``0`` is a violation wherever
+it appears; a value that is not a UID (``"1000"``, ``-1``, ``true``) is one too. Any value is
+allowed in a pod with its own user namespace (``spec.hostUsers: false``), where UID 0 maps to an
+unprivileged user on the node, as in pod-security-admission since Kubernetes 1.35.
+"""
+
+from __future__ import annotations
+
+from mamori.findings import Finding
+from mamori.podspec import PodContext
+from mamori.rules._common import in_user_namespace, is_uid, scopes, show
+from mamori.rules.registry import Level, RuleSettings, rule
+
+ROOT = 0
+
+
+@rule(
+    rule_id="run-as-user",
+    level=Level.RESTRICTED,
+    summary="runAsUser is never 0",
+)
+def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    if in_user_namespace(pod):
+        return []
+    findings: list[Finding] = []
+    for scope in scopes(pod):
+        value = scope.security_context.get("runAsUser")
+        if value is None or (is_uid(value) and value != ROOT):
+            continue
+        if is_uid(value):
+            problem = "must not set securityContext.runAsUser: 0 (root)"
+        else:
+            problem = f"securityContext.runAsUser must be a numeric UID, got {show(value)}"
+        findings.append(
+            Finding(
+                field=scope.field("runAsUser"),
+                container=scope.container,
+                message=f"{scope.label} {problem}; use a non-zero UID such as 10001",
+            )
+        )
+    return findings

@@ -1,0 +1,95 @@
+"""seccomp-profile: seccomp is never turned off; restricted: every container has a profile.
+
+Spec, for ``securityContext.seccompProfile.type`` of the pod and of every init, regular and
+ephemeral container:
+- baseline: undefined, ``RuntimeDefault`` or ``Localhost``. ``Unconfined`` (or a profile object
+  without a valid type) is a violation.
+- restricted (``settings.restricted``): additionally every container must end up with
+  ``RuntimeDefault`` or ``Localhost``: its own value wins, else the pod's. A container with
+  neither is a violation. A bad pod-level value is reported once, on the pod. Windows pods
+  (``spec.os.name: windows``) are exempt from this demand, as in pod-security-admission.
+
+The legacy annotations ``seccomp.security.alpha.kubernetes.io/pod`` and
+``container.seccomp.security.alpha.kubernetes.io/<container>`` do not count as a profile: the
+kubelet ignores them since Kubernetes 1.27. Messages say so when such an annotation is present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mamori.findings import Finding
+from mamori.podspec import PodContext
+from mamori.rules._common import Scope, container_scopes, is_windows, pod_scope, show
+from mamori.rules.registry import Level, RuleSettings, rule
+
+ALLOWED_TYPES = ("RuntimeDefault", "Localhost")
+POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
+CONTAINER_ANNOTATION_PREFIX = "container.seccomp.security.alpha.kubernetes.io/"
+FIX = "set securityContext.seccompProfile.type: RuntimeDefault (or Localhost)"
+
+
+@rule(
+    rule_id="seccomp-profile",
+    level=Level.BASELINE,
+    summary="seccomp not Unconfined; restricted: RuntimeDefault or Localhost for every container",
+)
+def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    findings: list[Finding] = []
+    pod_level = pod_scope(pod)
+    if (finding := _explicitly_bad(pod_level)) is not None:
+        findings.append(finding)
+    demand_profile = (
+        settings.restricted
+        and not is_windows(pod)
+        and pod_level.security_context.get("seccompProfile") is None
+    )
+    for scope in container_scopes(pod):
+        if scope.security_context.get("seccompProfile") is not None:
+            if (finding := _explicitly_bad(scope)) is not None:
+                findings.append(finding)
+        elif demand_profile:
+            findings.append(_missing(pod, scope))
+    return findings
+
+
+def _explicitly_bad(scope: Scope) -> Finding | None:
+    profile = scope.security_context.get("seccompProfile")
+    if profile is None:
+        return None
+    if not isinstance(profile, Mapping):
+        return Finding(
+            field=scope.field("seccompProfile"),
+            container=scope.container,
+            message=f"{scope.label} securityContext.seccompProfile must be an object, got "
+            f"{show(profile)}; {FIX}",
+        )
+    profile_type = profile.get("type")
+    if profile_type in ALLOWED_TYPES:
+        return None
+    return Finding(
+        field=scope.field("seccompProfile", "type"),
+        container=scope.container,
+        message=f"{scope.label} must not set securityContext.seccompProfile.type to "
+        f"{show(profile_type)}; {FIX}",
+    )
+
+
+def _missing(pod: PodContext, scope: Scope) -> Finding:
+    ignored = [
+        key
+        for key in (POD_ANNOTATION, CONTAINER_ANNOTATION_PREFIX + str(scope.container))
+        if key in pod.annotations
+    ]
+    note = ""
+    if ignored:
+        which = " and ".join(ignored)
+        verb = "is" if len(ignored) == 1 else "are"
+        note = f" (the annotation {which} {verb} ignored since Kubernetes 1.27)"
+    return Finding(
+        field=scope.field("seccompProfile", "type"),
+        container=scope.container,
+        message=f"{scope.label} has no seccomp profile: set "
+        f"securityContext.seccompProfile.type: RuntimeDefault (or Localhost) on the pod or "
+        f"{scope.label}{note}",
+    )

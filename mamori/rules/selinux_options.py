@@ -1,0 +1,72 @@
+"""selinux-options: no custom SELinux user or role, and only the container SELinux types.
+
+Spec (baseline), for ``securityContext.seLinuxOptions`` of the pod and of every init, regular
+and ephemeral container:
+- ``type``: undefined, empty, ``container_t``, ``container_init_t``, ``container_kvm_t`` or
+  ``container_engine_t``;
+- ``user`` and ``role``: undefined or empty;
+- ``level`` is not restricted.
+A ``seLinuxOptions`` that is not an object is a violation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mamori.findings import Finding
+from mamori.podspec import PodContext
+from mamori.rules._common import Scope, quote_all, scopes, show
+from mamori.rules.registry import Level, RuleSettings, rule
+
+ALLOWED_TYPES = ("container_t", "container_init_t", "container_kvm_t", "container_engine_t")
+FORBIDDEN_KEYS = ("user", "role")
+
+
+@rule(
+    rule_id="selinux-options",
+    level=Level.BASELINE,
+    summary="SELinux type is a container type; user and role unset",
+)
+def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    findings: list[Finding] = []
+    for scope in scopes(pod):
+        findings.extend(_check_scope(scope))
+    return findings
+
+
+def _check_scope(scope: Scope) -> list[Finding]:
+    options = scope.security_context.get("seLinuxOptions")
+    if options is None:
+        return []
+    if not isinstance(options, Mapping):
+        return [
+            Finding(
+                field=scope.field("seLinuxOptions"),
+                container=scope.container,
+                message=f"{scope.label} securityContext.seLinuxOptions must be an object, got "
+                f"{show(options)}",
+            )
+        ]
+    findings: list[Finding] = []
+    selinux_type = options.get("type")
+    if selinux_type not in (None, "", *ALLOWED_TYPES):
+        findings.append(
+            Finding(
+                field=scope.field("seLinuxOptions", "type"),
+                container=scope.container,
+                message=f"{scope.label} must not set securityContext.seLinuxOptions.type to "
+                f"{show(selinux_type)}; remove it or use one of {quote_all(ALLOWED_TYPES)}",
+            )
+        )
+    for key in FORBIDDEN_KEYS:
+        value = options.get(key)
+        if value not in (None, ""):
+            findings.append(
+                Finding(
+                    field=scope.field("seLinuxOptions", key),
+                    container=scope.container,
+                    message=f"{scope.label} must not set securityContext.seLinuxOptions.{key} "
+                    f"(got {show(value)}); remove it",
+                )
+            )
+    return findings
