@@ -36,7 +36,8 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Build the parser; only the chosen delegated subcommand's module is imported."""
     parser = ArgumentParser(prog="mamori", description="Container-security guardrails.")
     parser.add_argument("--version", action="version", version=f"mamori {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -54,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, text) in DELEGATED.items():
         sub = commands.add_parser(name, help=text)
         sub.set_defaults(delegate=module)
-        _delegate_arguments(module, sub)
+        if name == command:
+            _delegate_arguments(module, sub)
     return parser
 
 
@@ -70,9 +72,11 @@ def _delegate_arguments(module_name: str, parser: argparse.ArgumentParser) -> No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in arguments if not a.startswith("-")), None)
+    parser = build_parser(command)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
     except UsageError as error:
         print(f"mamori: error: {error}", file=sys.stderr)
         return EXIT_ERROR
