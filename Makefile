@@ -39,7 +39,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy
+	bash tools/typecheck.sh
 
 hadolint: venv
 	$(BIN)/hadolint Dockerfile
@@ -58,7 +58,7 @@ demo: venv controlplane
 	$(BIN)/python -m mamori.demo $(DEMO_ARGS)
 
 bench: venv controlplane
-	bash bench/run.sh
+	bash bench/admission/run.sh
 
 clean:
 	rm -rf $(CACHE) .pytest_cache .mypy_cache .ruff_cache

@@ -7,9 +7,11 @@ object the user wrote, so messages point at the line to change.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from mamori.images import ImageReference, InvalidReference, parse_reference
 
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 EMPTY: Mapping[str, Any] = {}
@@ -24,6 +26,17 @@ class ContainerRef:
     name: str
     spec: Mapping[str, Any]
     path: str
+    parsed_image: ImageReference | InvalidReference | None = None
+
+    def image_reference(self) -> ImageReference | None:
+        """The parsed image (parsed once per pod); None when it is missing or not a string.
+
+        Raises :class:`InvalidReference` for an image that does not parse, as
+        :func:`mamori.images.parse_reference` does.
+        """
+        if isinstance(self.parsed_image, InvalidReference):
+            raise self.parsed_image
+        return self.parsed_image
 
     @property
     def security_context(self) -> Mapping[str, Any]:
@@ -35,12 +48,20 @@ class ContainerRef:
 
 @dataclass(frozen=True, slots=True)
 class PodContext:
-    """A pod spec to judge, wherever it came from."""
+    """A pod spec to judge, wherever it came from.
+
+    The container list (and each container's parsed image) is built once at construction:
+    every rule walks it, and admission latency is paid on every pod create.
+    """
 
     spec: Mapping[str, Any]
     metadata: Mapping[str, Any] = field(default_factory=dict)
     spec_path: str = "spec"
     metadata_path: str = "metadata"
+    _containers: tuple[ContainerRef, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_containers", tuple(self._collect_containers()))
 
     @property
     def security_context(self) -> Mapping[str, Any]:
@@ -53,8 +74,12 @@ class PodContext:
     def field(self, *parts: str) -> str:
         return ".".join((self.spec_path, *parts))
 
-    def containers(self) -> Iterator[ContainerRef]:
-        """Yield init, regular and ephemeral containers, in that order."""
+    def containers(self) -> tuple[ContainerRef, ...]:
+        """Init, regular and ephemeral containers, in that order."""
+        return self._containers
+
+    def _collect_containers(self) -> list[ContainerRef]:
+        found: list[ContainerRef] = []
         for list_name in CONTAINER_LISTS:
             items = self.spec.get(list_name)
             if not isinstance(items, list):
@@ -62,15 +87,30 @@ class PodContext:
             for index, container in enumerate(items):
                 spec = as_mapping(container)
                 name = spec.get("name")
-                yield ContainerRef(
-                    list_name=list_name,
-                    index=index,
-                    name=name if isinstance(name, str) and name else f"{list_name}[{index}]",
-                    spec=spec,
-                    path=f"{self.spec_path}.{list_name}[{index}]",
+                found.append(
+                    ContainerRef(
+                        list_name=list_name,
+                        index=index,
+                        name=name if isinstance(name, str) and name else f"{list_name}[{index}]",
+                        spec=spec,
+                        path=f"{self.spec_path}.{list_name}[{index}]",
+                        parsed_image=_parse_image(spec.get("image")),
+                    )
                 )
+        return found
+
+
+def _parse_image(image: object) -> ImageReference | InvalidReference | None:
+    if not isinstance(image, str) or not image:
+        return None
+    try:
+        return parse_reference(image)
+    except InvalidReference as error:
+        return error
 
 
 def as_mapping(value: object) -> Mapping[str, Any]:
     """Treat a missing or malformed sub-object as empty, so rules never crash on bad input."""
+    if type(value) is dict:  # the common case, without the cost of an ABC check
+        return value
     return value if isinstance(value, Mapping) else EMPTY

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mamori.findings import Finding
-from mamori.images import InvalidReference, parse_reference
+from mamori.images import InvalidReference
 from mamori.podspec import PodContext
 from mamori.rules.registry import Level, RuleSettings, rule
 
@@ -34,8 +34,10 @@ def check_image_digest(pod: PodContext, settings: RuleSettings) -> Iterator[Find
         if not isinstance(image, str):
             continue
         try:
-            reference = parse_reference(image)
+            reference = container.image_reference()
         except InvalidReference:
+            continue
+        if reference is None:
             continue
         algorithm = reference.digest_algorithm
         if algorithm == REQUIRED_ALGORITHM:

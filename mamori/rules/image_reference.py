@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mamori.findings import Finding
-from mamori.images import EXAMPLE_REFERENCE, InvalidReference, parse_reference
+from mamori.images import EXAMPLE_REFERENCE, InvalidReference
 from mamori.podspec import PodContext
 from mamori.rules.registry import Level, RuleSettings, rule
 
@@ -42,7 +42,7 @@ def check_image_reference(pod: PodContext, settings: RuleSettings) -> Iterator[F
             )
             continue
         try:
-            parse_reference(image)
+            container.image_reference()
         except InvalidReference as error:
             yield Finding(
                 field=field,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mamori.findings import Finding
-from mamori.images import InvalidReference, parse_reference
+from mamori.images import InvalidReference
 from mamori.podspec import PodContext
 from mamori.rules.registry import Level, RuleSettings, rule
 
@@ -32,8 +32,10 @@ def check_trusted_registry(pod: PodContext, settings: RuleSettings) -> Iterator[
         if not isinstance(image, str):
             continue
         try:
-            reference = parse_reference(image)
+            reference = container.image_reference()
         except InvalidReference:
+            continue
+        if reference is None:
             continue
         if any(pattern.matches(reference) for pattern in patterns):
             continue

@@ -1,0 +1,367 @@
+"""Admission benchmark: AdmissionReviews/s at saturation and latency at a fixed rate, over TLS.
+
+Two servers on loopback, measured one after the other in the same run: ``mamori webhook`` with
+the full rule set on a realistic Deployment review, and the no-op floor (same gunicorn + TLS +
+Flask stack, constant answer). Load comes from Debian's ``wrk`` (saturation, keep-alive) and
+``hey`` (fixed rate: ``-c`` workers each limited to ``rate / c`` requests per second). Every run
+is bounded in time; nothing leaves 127.0.0.1. The figures go into docs/benchmarks.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.admission import payload
+from mamori.localca import LocalCA
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+LISTENING = re.compile(rb"serving on https://127\.0\.0\.1:(\d+)")
+HEY_WORKERS = 10
+
+
+@dataclass
+class Result:
+    target: str
+    saturated_rps: float
+    saturated_p50_ms: float
+    saturated_p99_ms: float
+    server_cpu_ms_per_review: float
+    rate: int
+    paced_rps: float
+    paced_p50_ms: float
+    paced_p99_ms: float
+    paced_max_ms: float
+    hey_p50_ms: float
+    hey_p99_ms: float
+    errors: int
+    round: int = 0
+
+
+class Server:
+    """One server process on a free loopback port, ready when its /readyz says so."""
+
+    def __init__(self, name: str, argv: Sequence[str], *, log: Path, ca_file: Path) -> None:
+        self.name = name
+        self.log = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.port = self._wait_for_port()
+        self.context = ssl.create_default_context(cafile=str(ca_file))
+        deadline = time.monotonic() + 30
+        while self.get("/readyz")[0] != 200:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{name} never became ready; see {log}")
+            time.sleep(0.1)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}/validate"
+
+    def _wait_for_port(self) -> int:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.name} exited; see {self.log}")
+            found = LISTENING.search(self.log.read_bytes())
+            if found:
+                return int(found.group(1))
+            time.sleep(0.1)
+        raise SystemExit(f"{self.name} did not start listening; see {self.log}")
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(
+                f"https://127.0.0.1:{self.port}{path}", context=self.context, timeout=5
+            ) as response:
+                return response.status, response.read()
+        except OSError:
+            return 0, b""
+
+    def post(self, body: bytes) -> dict[str, Any]:
+        request = urllib.request.Request(
+            self.url, data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, context=self.context, timeout=5) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the master and its workers (user + system)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(stat.parent.name)
+            if pid == self.process.pid or int(fields[1]) == self.process.pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / ticks
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(30)
+
+
+def wrk(url: str, *, script: Path, seconds: int, threads: int, connections: int) -> dict[str, Any]:
+    argv = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+        "-s", str(script), url,
+    ]  # fmt: skip
+    text = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 60)
+    out = text.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    percentiles = {
+        int(p): _ms(value) for p, value in re.findall(r"^\s+(\d+)%\s+([\d.]+\w+)$", out, re.M)
+    }
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    errors = int(non2xx.group(1)) if non2xx else 0
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    return {
+        "rps": rps,
+        "count": count,
+        "p50": percentiles[50],
+        "p99": percentiles[99],
+        "errors": errors,
+        "raw": out,
+    }
+
+
+def paced(url: str, *, body: Path, cafile: Path, seconds: int, rate: int) -> dict[str, Any]:
+    argv = [
+        sys.executable, "-m", "bench.admission.paced", url, "--body", str(body),
+        "--cafile", str(cafile), "--rate", str(rate), "--seconds", str(seconds),
+    ]  # fmt: skip
+    done = subprocess.run(
+        argv, capture_output=True, text=True, check=True, timeout=seconds + 60, cwd=ROOT
+    )
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def hey(url: str, *, body: Path, seconds: int, rate: int) -> dict[str, Any]:
+    argv = [
+        "hey", "-z", f"{seconds}s", "-c", str(HEY_WORKERS), "-q", str(rate / HEY_WORKERS),
+        "-m", "POST", "-T", "application/json", "-D", str(body), url,
+    ]  # fmt: skip
+    text = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 60)
+    out = text.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    percentiles = {int(p): float(s) * 1000 for p, s in re.findall(r"(\d+)%+ in ([\d.]+) secs", out)}
+    statuses = re.findall(r"^\s+\[(\d+)\]\s+(\d+) responses", out, re.M)
+    errors = sum(int(count) for code, count in statuses if code != "200")
+    if "Error distribution:" in out:
+        failed = out.split("Error distribution:", 1)[1]
+        errors += sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", failed, re.M))
+    return {
+        "rps": rps,
+        "p50": percentiles[50],
+        "p99": percentiles[99],
+        "errors": errors,
+        "raw": out,
+    }
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def measure(server: Server, args: argparse.Namespace, files: dict[str, Path]) -> Result:
+    wrk(server.url, script=files["lua"], seconds=2, threads=args.wrk_threads, connections=16)
+    cpu_before = server.cpu_seconds()
+    saturated = wrk(
+        server.url,
+        script=files["lua"],
+        seconds=args.duration,
+        threads=args.wrk_threads,
+        connections=args.connections,
+    )
+    cpu_ms = (server.cpu_seconds() - cpu_before) * 1000 / max(saturated["count"], 1)
+    even = paced(
+        server.url,
+        body=files["body"],
+        cafile=files["ca"],
+        seconds=args.rate_duration,
+        rate=args.rate,
+    )
+    bursts = hey(server.url, body=files["body"], seconds=args.rate_duration, rate=args.rate)
+    return Result(
+        target=server.name,
+        saturated_rps=saturated["rps"],
+        saturated_p50_ms=saturated["p50"],
+        saturated_p99_ms=saturated["p99"],
+        server_cpu_ms_per_review=cpu_ms,
+        rate=args.rate,
+        paced_rps=even["rps"],
+        paced_p50_ms=even["p50"],
+        paced_p99_ms=even["p99"],
+        paced_max_ms=even["max"],
+        hey_p50_ms=bursts["p50"],
+        hey_p99_ms=bursts["p99"],
+        errors=saturated["errors"] + int(even["errors"]) + bursts["errors"],
+    )
+
+
+def server_side_mean_ms(server: Server) -> float:
+    _, text = server.get("/metrics")
+    found = dict(
+        re.findall(rb"^mamori_admission_duration_seconds_(sum|count) ([\d.e+-]+)$", text, re.M)
+    )
+    return float(found[b"sum"]) / max(float(found[b"count"]), 1) * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds of saturation load")
+    parser.add_argument("--rate", type=int, default=500, help="requests/s of the latency run")
+    parser.add_argument("--rate-duration", type=int, default=10, help="seconds of each latency run")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds; the best of each is reported"
+    )
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    for tool in ("wrk", "hey"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is missing: apt-get install -y wrk hey")
+
+    work = Path(tempfile.mkdtemp(prefix="mamori-bench-"))
+    ca = LocalCA()
+    (work / "ca.crt").write_bytes(ca.certificate_pem)
+    ca.issue_server("bench").write(certificate=work / "tls.crt", key=work / "tls.key")
+    (work / "policy.yaml").write_text(yaml.safe_dump(payload.POLICY))
+    body = json.dumps(payload.review(), separators=(",", ":")).encode()
+    (work / "body.json").write_bytes(body)
+    lua = work / "post.lua"
+    lua.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f'local f = io.open("{work / "body.json"}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
+    )
+    files = {"lua": lua, "body": work / "body.json", "ca": work / "ca.crt"}
+    common = [
+        "--listen", "127.0.0.1:0", "--tls-cert", str(work / "tls.crt"),
+        "--tls-key", str(work / "tls.key"), "--workers", str(args.workers),
+        "--threads", str(args.threads), "--log-format", "text",
+    ]  # fmt: skip
+    python = sys.executable
+    servers = []
+    try:
+        noop = Server(
+            "no-op floor (same stack)",
+            [python, str(HERE / "noop_server.py"), *common],
+            log=work / "noop.log",
+            ca_file=work / "ca.crt",
+        )
+        servers.append(noop)
+        webhook = Server(
+            "mamori webhook (full rule set)",
+            [python, "-m", "mamori.cli", "webhook", *common, "--policy", str(work / "policy.yaml")],
+            log=work / "webhook.log",
+            ca_file=work / "ca.crt",
+        )
+        servers.append(webhook)
+        answer = webhook.post(body)["response"]
+        if answer.get("allowed") is not True or set(answer) != {"uid", "allowed"}:
+            raise SystemExit(f"the payload must be allowed without findings, got {answer}")
+        results = []
+        for round_number in range(1, args.rounds + 1):  # alternate, so noise hits both alike
+            for server in (noop, webhook):
+                result = measure(server, args, files)
+                result.round = round_number
+                results.append(result)
+        mean_ms = server_side_mean_ms(webhook)
+    finally:
+        for server in servers:
+            server.stop()
+    report(results, mean_ms=mean_ms, body_bytes=len(body), args=args)
+    if args.json:
+        document = {
+            "results": [asdict(r) for r in results],
+            "server_side_mean_ms": mean_ms,
+            "body_bytes": len(body),
+            "settings": vars(args) | {"json": str(args.json)},
+        }
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0 if all(r.errors == 0 for r in results) else 1
+
+
+def report(results: list[Result], *, mean_ms: float, body_bytes: int, args: Any) -> None:
+    print(
+        f"\nAdmissionReview of a Deployment ({body_bytes} bytes) over TLS with keep-alive; "
+        f"server: {args.workers} workers x {args.threads} threads (gunicorn gthread); "
+        f"saturation: wrk -t{args.wrk_threads} -c{args.connections} {args.duration}s; "
+        f"latency: {args.rate}/s for {args.rate_duration}s, evenly spaced (paced.py, 16 "
+        f"connections) and in bursts (hey -c{HEY_WORKERS} -q{args.rate // HEY_WORKERS}); "
+        f"{args.rounds} alternating rounds\n"
+    )
+    header = (
+        "| server | round | saturated reviews/s | p50 / p99 ms (saturated) | server CPU ms/review "
+        f"| {args.rate}/s even: p50 / p99 / max ms | {args.rate}/s bursts: p50 / p99 ms "
+        "| errors |"
+    )
+    print(header)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(row(r, str(r.round)))
+    print("\nBest round of each measure (a shared 2-core machine: others' load only slows):\n")
+    print(header)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for target in dict.fromkeys(r.target for r in results):
+        mine = [r for r in results if r.target == target]
+        fastest = max(mine, key=lambda r: r.saturated_rps)
+        calmest = min(mine, key=lambda r: r.paced_p99_ms)
+        steadiest = min(mine, key=lambda r: r.hey_p99_ms)
+        best = replace(
+            fastest,
+            server_cpu_ms_per_review=min(r.server_cpu_ms_per_review for r in mine),
+            paced_p50_ms=calmest.paced_p50_ms,
+            paced_p99_ms=calmest.paced_p99_ms,
+            paced_max_ms=calmest.paced_max_ms,
+            hey_p50_ms=steadiest.hey_p50_ms,
+            hey_p99_ms=steadiest.hey_p99_ms,
+            errors=sum(r.errors for r in mine),
+        )
+        print(row(best, "best"))
+    print(f"\nserver-side mean per review (decode + rules + encode + metrics): {mean_ms:.3f} ms")
+
+
+def row(r: Result, label: str) -> str:
+    return (
+        f"| {r.target} | {label} | {r.saturated_rps:,.0f} | {r.saturated_p50_ms:.2f} / "
+        f"{r.saturated_p99_ms:.2f} | {r.server_cpu_ms_per_review:.2f} | "
+        f"{r.paced_p50_ms:.2f} / {r.paced_p99_ms:.2f} / {r.paced_max_ms:.1f} | "
+        f"{r.hey_p50_ms:.2f} / {r.hey_p99_ms:.2f} | {r.errors} |"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The benchmark's floor: mamori's server stack (gunicorn gthread, TLS reloader, Flask, the same
+settings) answering every review with a constant "allowed" after reading the body and its uid.
+
+The difference between this and ``mamori webhook`` on the same payload is what mamori's own
+work costs: decoding the review, the rules, encoding the answer, metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, request
+
+from mamori.settings import add_arguments as add_settings_arguments
+from mamori.settings import load_settings
+from mamori.webhook.server import WebhookServer, with_fixed_port
+from mamori.webhook.settings import WebhookSettings
+from mamori.webhook.tls import CertificateReloader
+
+
+class NoopServer(WebhookServer):
+    def load(self) -> Any:
+        app = Flask("noop")
+
+        @app.post("/validate")
+        def validate() -> Response:
+            uid = json.loads(request.get_data())["request"]["uid"]
+            answer = {
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "response": {"uid": uid, "allowed": True},
+            }
+            return Response(json.dumps(answer), mimetype="application/json")
+
+        @app.get("/readyz")
+        def readyz() -> Response:
+            return Response('{"status":"ready"}', mimetype="application/json")
+
+        return app
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_settings_arguments(parser, WebhookSettings)
+    settings = with_fixed_port(load_settings(WebhookSettings, parser.parse_args(), os.environ))
+    print(f"serving on https://{settings.bind}", file=sys.stderr, flush=True)
+    certificates = CertificateReloader(settings.tls_cert, settings.tls_key)
+    certificates.load()
+    metrics_dir = Path(tempfile.mkdtemp(prefix="mamori-noop-"))
+    master = os.getpid()
+    try:
+        NoopServer(
+            settings,
+            certificates=certificates,
+            policy_source_factory=lambda: None,  # type: ignore[arg-type, return-value]
+            metrics_dir=metrics_dir,
+        ).run()
+    except SystemExit as exit:
+        return int(exit.code or 0)
+    finally:
+        if os.getpid() == master:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Admission benchmark (not a test): reviews/s saturated and latency at a fixed rate over TLS,
+# for `mamori webhook` and a no-op floor on the same server stack. Loopback only, bounded in time
+# (about 90 s). Needs Debian's wrk and hey; installs them when run as root with apt-get.
+# Usage: bash bench/admission/run.sh [--duration 15] [--rate 500] [--json FILE] ...
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if ! command -v wrk >/dev/null || ! command -v hey >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq wrk hey >/dev/null
+  else
+    echo "bench/admission: wrk and hey are needed: sudo apt-get install -y wrk hey" >&2
+    exit 2
+  fi
+fi
+exec .venv/bin/python -m bench.admission.bench "$@"
