@@ -1,0 +1,102 @@
+"""Pod, ImageScan and VulnerabilityReport events: scan status on pods, kept current.
+
+A pod event refreshes that pod only. A new or changed report refreshes only the pods it is
+about: ImageScans by digest, VulnerabilityReports by owning workload and namespace. Reports are
+indexed, so by the time the first pod is looked at, every existing report is known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from mamori.operator.kube import MANAGED_BY, MANAGED_BY_LABEL
+from mamori.operator.pods import is_finished, pod_record
+from mamori.operator.providers import trivy_operator
+from mamori.operator.scan_model import ScanReport
+from mamori.operator.scanner import IMAGESCAN_PLURAL, IMAGESCAN_VERSION
+from mamori.operator.services import Services
+from mamori.operator.state import ImageScanRecord
+from mamori.policy import API_GROUP
+
+
+@kopf.index(API_GROUP, IMAGESCAN_VERSION, IMAGESCAN_PLURAL)
+def image_scan_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, bool]:
+    record = image_scan_record(body)
+    if record is None:
+        return {}
+    memo.services.state.set_image_scan(str(record.spec["digest"]), record)
+    return {record.name: record.managed}
+
+
+@kopf.index(trivy_operator.GROUP, trivy_operator.VERSION, trivy_operator.PLURAL)
+def vulnerability_report_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, int]:
+    services: Services = memo.services
+    key = trivy_operator.report_key(dict(body))
+    if key is None:
+        return {}
+    report = trivy_operator.report_from_object(dict(body), top=services.config.top_findings)
+    services.state.set_vulnerability_report(key, report)
+    return {"/".join(key): len(report.findings)}
+
+
+def image_scan_record(body: kopf.Body) -> ImageScanRecord | None:
+    spec = dict(body.get("spec") or {})
+    report = ScanReport.from_spec(spec)
+    if report is None:
+        return None
+    managed = (body.metadata.labels or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
+    return ImageScanRecord(name=body.metadata.name, managed=managed, spec=spec, report=report)
+
+
+@kopf.on.event("", "v1", "pods")
+def pod_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    services: Services = memo.services
+    services.handled.synced.set()
+    services.metrics.pod_events.inc()
+    namespace, name = str(body.metadata.namespace), str(body.metadata.name)
+    if event.get("type") == "DELETED" or is_finished(body):
+        services.state.remove_pod(namespace, name)
+        return
+    record = pod_record(dict(body))
+    if services.state.is_stale(record.key, record.resource_version):
+        return  # an echo from before our own latest write: nothing to learn
+    services.state.set_pod(record)
+    services.scanner.refresh_pod(record.key)
+
+
+@kopf.on.event(API_GROUP, IMAGESCAN_VERSION, IMAGESCAN_PLURAL)
+def image_scan_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    services: Services = memo.services
+    services.handled.synced.set()
+    record = image_scan_record(body)
+    if record is None:
+        return
+    digest = str(record.spec["digest"])
+    if event.get("type") == "DELETED":
+        services.state.remove_image_scan(digest)
+    else:
+        services.state.set_image_scan(digest, record)
+        if record.managed:
+            return  # our own copy of another provider's answer: nothing new for pods
+    services.scanner.refresh_digests([digest])
+
+
+@kopf.on.event(trivy_operator.GROUP, trivy_operator.VERSION, trivy_operator.PLURAL)
+def vulnerability_report_event(
+    event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    services: Services = memo.services
+    services.handled.synced.set()
+    key = trivy_operator.report_key(dict(body))
+    if key is None:
+        return
+    if event.get("type") == "DELETED":
+        services.state.set_vulnerability_report(key, None)
+    else:
+        report = trivy_operator.report_from_object(dict(body), top=services.config.top_findings)
+        services.state.set_vulnerability_report(key, report)
+    namespace, kind, name, _container = key
+    services.scanner.refresh_pods(services.state.pods_owned_by(namespace, kind, name))

@@ -1,0 +1,1 @@
+"""Scan-result sources: ECR, Trivy Operator VulnerabilityReports, pipeline ImageScans."""

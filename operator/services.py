@@ -1,0 +1,113 @@
+"""The operator's services, wired once per run from :class:`OperatorConfig` and kept on ``memo``.
+
+Handlers reach everything through ``memo.services``; nothing is global, so two operators (or a
+restarted one) never share state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mamori.operator.audit import Auditor
+from mamori.operator.config import OperatorConfig
+from mamori.operator.events import EventRecorder
+from mamori.operator.housekeeper import Housekeeper
+from mamori.operator.kube import Kube, load_client_configuration
+from mamori.operator.metrics import Metrics
+from mamori.operator.netpol_reconciler import NetworkPolicyReconciler
+from mamori.operator.policy_status import StatusWriter
+from mamori.operator.providers.base import ScanProvider
+from mamori.operator.providers.ecr import EcrProvider
+from mamori.operator.providers.imagescan import ImageScanProvider
+from mamori.operator.providers.trivy_operator import TrivyOperatorProvider
+from mamori.operator.scan_cache import ScanCache
+from mamori.operator.scanner import PodScanner, ProviderHealth
+from mamori.operator.state import ClusterState, Handled
+from mamori.policy.image_scan import Provider
+
+
+@dataclass
+class Services:
+    config: OperatorConfig
+    metrics: Metrics
+    kube: Kube
+    state: ClusterState
+    handled: Handled
+    events: EventRecorder
+    reconciler: NetworkPolicyReconciler
+    scanner: PodScanner
+    cache: ScanCache
+    health: ProviderHealth
+    auditor: Auditor
+    status: StatusWriter
+    housekeeper: Housekeeper
+
+    @classmethod
+    def build(cls, config: OperatorConfig, *, metrics: Metrics | None = None) -> Services:
+        metrics = metrics or Metrics()
+        kube = Kube(
+            load_client_configuration(config.kubeconfig), metrics=metrics, pool=config.workers + 4
+        )
+        state = ClusterState()
+        handled = Handled()
+        events = EventRecorder(kube, instance=config.replica_identity())
+        reconciler = NetworkPolicyReconciler(state=state, kube=kube, events=events, metrics=metrics)
+        cache = ScanCache()
+        health = ProviderHealth()
+        providers: dict[str, ScanProvider] = {
+            Provider.ECR.value: EcrProvider(
+                endpoint_url=config.ecr_endpoint_url,
+                max_attempts=config.aws_max_attempts,
+                top=config.top_findings,
+            ),
+            Provider.TRIVY_OPERATOR.value: TrivyOperatorProvider(state),
+            Provider.IMAGESCAN.value: ImageScanProvider(state),
+        }
+        scanner = PodScanner(
+            state=state,
+            kube=kube,
+            events=events,
+            metrics=metrics,
+            providers=providers,
+            cached_providers=frozenset({Provider.ECR.value}),
+            cache=cache,
+            health=health,
+        )
+        auditor = Auditor(state)
+        status = StatusWriter(
+            state=state,
+            kube=kube,
+            reconciler=reconciler,
+            auditor=auditor,
+            health=health,
+            offenders=config.offenders,
+        )
+        housekeeper = Housekeeper(
+            state=state,
+            reconciler=reconciler,
+            scanner=scanner,
+            cache=cache,
+            status=status,
+            synced=handled.synced,
+            status_interval=config.status_interval,
+            resync_interval=config.resync_interval,
+        )
+        return cls(
+            config=config,
+            metrics=metrics,
+            kube=kube,
+            state=state,
+            handled=handled,
+            events=events,
+            reconciler=reconciler,
+            scanner=scanner,
+            cache=cache,
+            health=health,
+            auditor=auditor,
+            status=status,
+            housekeeper=housekeeper,
+        )
+
+    def close(self) -> None:
+        self.housekeeper.stop()
+        self.kube.close()
