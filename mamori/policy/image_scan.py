@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mamori.policy.errors import PolicyError
+from mamori.policy.fields import parse_members, read_section
 
 FIELDS = frozenset({"providers", "severityThreshold", "cacheTTL", "rescanInterval"})
 DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
@@ -70,27 +71,21 @@ class ImageScanSpec:
 
 def parse_image_scan(value: object, *, path: str) -> ImageScanSpec | None:
     """Validate ``spec.imageScan``; None (absent or null) means "no scan status on pods"."""
-    if value is None:
+    section = read_section(value, FIELDS, path=path)
+    if section is None:
         return None
-    if not isinstance(value, Mapping):
-        raise PolicyError(path, f"must be an object, got {type(value).__name__}")
-    unknown = sorted(set(value) - FIELDS)
-    if unknown:
-        raise PolicyError(
-            f"{path}.{unknown[0]}", f"unknown field (known: {', '.join(sorted(FIELDS))})"
-        )
-    threshold = value.get("severityThreshold", Severity.HIGH.name)
+    threshold = section.get("severityThreshold", Severity.HIGH.name)
     if not isinstance(threshold, str) or threshold not in {t.name for t in THRESHOLDS}:
         choices = ", ".join(t.name for t in THRESHOLDS)
         raise PolicyError(
             f"{path}.severityThreshold", f"must be one of {choices}, got {threshold!r}"
         )
     return ImageScanSpec(
-        providers=_providers(value.get("providers"), path=f"{path}.providers"),
+        providers=_providers(section.get("providers"), path=f"{path}.providers"),
         severity_threshold=Severity[threshold],
-        cache_ttl=parse_duration(value.get("cacheTTL", "1h"), path=f"{path}.cacheTTL"),
+        cache_ttl=parse_duration(section.get("cacheTTL", "1h"), path=f"{path}.cacheTTL"),
         rescan_interval=parse_duration(
-            value.get("rescanInterval", "1m"), path=f"{path}.rescanInterval"
+            section.get("rescanInterval", "1m"), path=f"{path}.rescanInterval"
         ),
     )
 
@@ -99,18 +94,7 @@ def _providers(value: object, *, path: str) -> tuple[Provider, ...]:
     choices = ", ".join(p.value for p in Provider)
     if not isinstance(value, list) or not value:
         raise PolicyError(path, f"must list at least one provider ({choices})")
-    providers: list[Provider] = []
-    for index, item in enumerate(value):
-        try:
-            provider = Provider(item)
-        except ValueError:
-            raise PolicyError(
-                f"{path}[{index}]", f"must be one of {choices}, got {item!r}"
-            ) from None
-        if provider in providers:
-            raise PolicyError(f"{path}[{index}]", f'"{provider}" is listed twice')
-        providers.append(provider)
-    return tuple(providers)
+    return parse_members(value, Provider, path=path, expected=f"one of {choices}")
 
 
 def parse_duration(value: object, *, path: str) -> int:

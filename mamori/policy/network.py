@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mamori.policy.errors import PolicyError
+from mamori.policy.fields import parse_members, read_section
 from mamori.policy.selector import LabelSelector
 
 INSTANCE_METADATA = (
@@ -138,31 +139,25 @@ class NetworkPolicySpec:
 
 def parse_network_policy(value: object, *, path: str) -> NetworkPolicySpec | None:
     """Validate ``spec.networkPolicy``; None (section absent or null) means "manage nothing"."""
-    if value is None:
+    section = read_section(value, FIELDS, path=path)
+    if section is None:
         return None
-    if not isinstance(value, Mapping):
-        raise PolicyError(path, f"must be an object, got {type(value).__name__}")
-    unknown = sorted(set(value) - FIELDS)
-    if unknown:
-        raise PolicyError(
-            f"{path}.{unknown[0]}", f"unknown field (known: {', '.join(sorted(FIELDS))})"
-        )
-    block_metadata = _bool(value, "blockInstanceMetadata", default=True, path=path)
+    block_metadata = _bool(section, "blockInstanceMetadata", default=True, path=path)
     return NetworkPolicySpec(
-        default_deny=_directions(value.get("defaultDeny"), path=f"{path}.defaultDeny"),
-        allow_dns=_bool(value, "allowDNS", default=True, path=path),
-        allow_same_namespace=_bool(value, "allowSameNamespace", default=True, path=path),
+        default_deny=_directions(section.get("defaultDeny"), path=f"{path}.defaultDeny"),
+        allow_dns=_bool(section, "allowDNS", default=True, path=path),
+        allow_same_namespace=_bool(section, "allowSameNamespace", default=True, path=path),
         block_instance_metadata=block_metadata,
         allowed_egress_cidrs=_cidrs(
-            value.get("allowedEgressCIDRs"),
+            section.get("allowedEgressCIDRs"),
             path=f"{path}.allowedEgressCIDRs",
             block_metadata=block_metadata,
         ),
         allowed_egress_namespaces=_selectors(
-            value.get("allowedEgressNamespaces"), path=f"{path}.allowedEgressNamespaces"
+            section.get("allowedEgressNamespaces"), path=f"{path}.allowedEgressNamespaces"
         ),
         allowed_ingress_namespaces=_selectors(
-            value.get("allowedIngressNamespaces"), path=f"{path}.allowedIngressNamespaces"
+            section.get("allowedIngressNamespaces"), path=f"{path}.allowedIngressNamespaces"
         ),
     )
 
@@ -172,18 +167,7 @@ def _directions(value: object, *, path: str) -> frozenset[Direction]:
         return frozenset(Direction)
     if not isinstance(value, list):
         raise PolicyError(path, 'must be a list of "Ingress" and/or "Egress"')
-    directions: set[Direction] = set()
-    for index, item in enumerate(value):
-        try:
-            direction = Direction(item)
-        except ValueError:
-            raise PolicyError(
-                f"{path}[{index}]", f'must be "Ingress" or "Egress", got {item!r}'
-            ) from None
-        if direction in directions:
-            raise PolicyError(f"{path}[{index}]", f'"{direction}" is listed twice')
-        directions.add(direction)
-    return frozenset(directions)
+    return frozenset(parse_members(value, Direction, path=path, expected='"Ingress" or "Egress"'))
 
 
 def _bool(section: Mapping[str, Any], key: str, *, default: bool, path: str) -> bool:

@@ -237,6 +237,34 @@ class Cluster:
                 return None
             raise
 
+    def write_image_scan(self, digest: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Create the ImageScan a CI pipeline writes for ``digest`` (named after the digest)."""
+        return self.custom.create_cluster_custom_object(  # type: ignore[no-any-return]
+            GROUP,
+            VERSION,
+            "imagescans",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ImageScan",
+                "metadata": {"name": digest.replace(":", "-")},
+                "spec": {"digest": digest, **spec},
+            },
+        )
+
+    def wait_for_scan_status(self, namespace: str, pod: str, status: str) -> dict[str, str]:
+        """The pod's annotations once ``mamori.io/scan-status`` reads ``status``."""
+
+        def annotated() -> dict[str, str] | None:
+            annotations = self.pod_annotations(namespace, pod)
+            return annotations if annotations.get("mamori.io/scan-status") == status else None
+
+        try:
+            return wait_until(annotated, message=f"pod {pod} scan-status {status}")
+        except AssertionError as error:
+            raise AssertionError(
+                f"{error}; pod has {self.pod_annotations(namespace, pod)}"
+            ) from None
+
     def network_policies(self, namespace: str) -> dict[str, Any]:
         items = self.net.list_namespaced_network_policy(namespace).items
         return {item.metadata.name: item for item in items}

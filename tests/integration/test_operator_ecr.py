@@ -18,7 +18,6 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -33,8 +32,6 @@ from tests.integration.operator_support import (
     condition,
     fake_digest,
     free_port,
-    operator_config,
-    running_operator,
     unique,
     wait_until,
 )
@@ -94,6 +91,13 @@ class Moto:
         self._post(
             "/moto-api/static/ecr/scan-finding-results", {"results": [result], "region": REGION}
         )
+
+    def clean_image(self, prefix: str) -> tuple[str, str]:
+        """Push a new image (tag ``prefix-…``) whose finished scan found nothing: (tag, digest)."""
+        tag = unique(prefix)
+        digest = self.push_image(tag)
+        self.scan(digest, findingSeverityCounts={})
+        return tag, digest
 
     def deny_operator(self, deny: bool) -> None:
         iam = self.client("iam")
@@ -191,19 +195,9 @@ def aws_environment(moto: Moto) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def cluster(kubeconfig: Path) -> Cluster:
-    cluster = Cluster.connect(Path(kubeconfig))
-    cluster.install_crds()
-    return cluster
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: Cluster, kubeconfig: Path, moto: Moto, aws_environment: None
-) -> Iterator[Services]:
-    config = operator_config(Path(kubeconfig), ecr_endpoint_url=moto.url, aws_max_attempts=2)
-    with running_operator(config) as services:
-        yield services
+def operator_overrides(moto: Moto, aws_environment: None) -> dict[str, Any]:
+    """The operator asks moto, with few retries so that denied calls surface quickly."""
+    return {"ecr_endpoint_url": moto.url, "aws_max_attempts": 2}
 
 
 @pytest.fixture(scope="module")
@@ -236,19 +230,6 @@ def run_pod(cluster: Cluster, namespace: str, digest: str, tag: str) -> str:
     return name
 
 
-def scan_annotations(cluster: Cluster, namespace: str, pod: str, status: str) -> dict[str, str]:
-    def annotated() -> dict[str, str] | None:
-        annotations = cluster.pod_annotations(namespace, pod)
-        return annotations if annotations.get("mamori.io/scan-status") == status else None
-
-    try:
-        return wait_until(annotated, message=f"pod {pod} scan-status {status}")
-    except AssertionError as error:
-        raise AssertionError(
-            f"{error}; pod has {cluster.pod_annotations(namespace, pod)}"
-        ) from None
-
-
 def test_clean_image(cluster: Cluster, moto: Moto, operator: Services, namespace: str) -> None:
     tag = unique("clean")
     digest = moto.push_image(tag)
@@ -268,7 +249,7 @@ def test_clean_image(cluster: Cluster, moto: Moto, operator: Services, namespace
     )
     pod = run_pod(cluster, namespace, digest, tag)
 
-    annotations = scan_annotations(cluster, namespace, pod, "clean")
+    annotations = cluster.wait_for_scan_status(namespace, pod, "clean")
     assert json.loads(annotations["mamori.io/scan-summary"])["low"] == 2
     assert annotations["mamori.io/scanned-at"] == "2026-01-01T00:00:00Z"
     scan = wait_until(lambda: cluster.image_scan(digest.replace(":", "-")))
@@ -301,7 +282,7 @@ def test_vulnerable_image_gets_annotations_event_and_details(
     )
     pod = run_pod(cluster, namespace, digest, tag)
 
-    annotations = scan_annotations(cluster, namespace, pod, "vulnerable")
+    annotations = cluster.wait_for_scan_status(namespace, pod, "vulnerable")
     summary = json.loads(annotations["mamori.io/scan-summary"])
     assert (summary["critical"], summary["medium"]) == (1, 3)
     scan = wait_until(lambda: cluster.image_scan(digest.replace(":", "-")))
@@ -325,7 +306,7 @@ def test_scan_in_progress_is_pending(
     digest = moto.push_image(tag)
     moto.scan(digest, status="IN_PROGRESS")
     pod = run_pod(cluster, namespace, digest, tag)
-    scan_annotations(cluster, namespace, pod, "pending")
+    cluster.wait_for_scan_status(namespace, pod, "pending")
     assert cluster.image_scan(digest.replace(":", "-")) is None
 
 
@@ -335,21 +316,19 @@ def test_never_scanned_image_is_unscanned(
     tag = unique("new")
     digest = moto.push_image(tag)  # no scan started: ScanNotFoundException
     pod = run_pod(cluster, namespace, digest, tag)
-    annotations = scan_annotations(cluster, namespace, pod, "unscanned")
+    annotations = cluster.wait_for_scan_status(namespace, pod, "unscanned")
     assert "mamori.io/scanned-at" not in annotations
 
 
 def test_pod_is_pending_until_the_kubelet_reports_a_digest(
     cluster: Cluster, moto: Moto, operator: Services, namespace: str
 ) -> None:
-    tag = unique("later")
-    digest = moto.push_image(tag)
-    moto.scan(digest, findingSeverityCounts={})
+    tag, digest = moto.clean_image("later")
     name = unique("web")
     cluster.create_pod(namespace, name, {"app": f"{REGISTRY}/{REPOSITORY}:{tag}"})
-    scan_annotations(cluster, namespace, name, "pending")
+    cluster.wait_for_scan_status(namespace, name, "pending")
     cluster.kubelet_reports(namespace, name, {"app": f"{REGISTRY}/{REPOSITORY}@{digest}"})
-    scan_annotations(cluster, namespace, name, "clean")
+    cluster.wait_for_scan_status(namespace, name, "clean")
 
 
 def test_access_denied_marks_the_provider_not_ready_until_allowed_again(
@@ -357,11 +336,9 @@ def test_access_denied_marks_the_provider_not_ready_until_allowed_again(
 ) -> None:
     moto.deny_operator(True)
     try:
-        tag = unique("denied")
-        digest = moto.push_image(tag)
-        moto.scan(digest, findingSeverityCounts={})
+        tag, digest = moto.clean_image("denied")
         pod = run_pod(cluster, namespace, digest, tag)
-        scan_annotations(cluster, namespace, pod, "error")
+        cluster.wait_for_scan_status(namespace, pod, "error")
         status = wait_until(
             lambda: (
                 condition(cluster.policy(policy[0]), "ScanProviderReady").get("status") == "False"
@@ -375,11 +352,9 @@ def test_access_denied_marks_the_provider_not_ready_until_allowed_again(
     finally:
         moto.deny_operator(False)
 
-    tag = unique("allowed")
-    digest = moto.push_image(tag)
-    moto.scan(digest, findingSeverityCounts={})
+    tag, digest = moto.clean_image("allowed")
     pod = run_pod(cluster, namespace, digest, tag)
-    scan_annotations(cluster, namespace, pod, "clean")
+    cluster.wait_for_scan_status(namespace, pod, "clean")
     wait_until(
         lambda: condition(cluster.policy(policy[0]), "ScanProviderReady").get("status") == "True"
     )
@@ -388,11 +363,9 @@ def test_access_denied_marks_the_provider_not_ready_until_allowed_again(
 def test_pod_event_costs_at_most_one_api_call(
     cluster: Cluster, moto: Moto, operator: Services, namespace: str
 ) -> None:
-    tag = unique("cost")
-    digest = moto.push_image(tag)
-    moto.scan(digest, findingSeverityCounts={})
+    tag, digest = moto.clean_image("cost")
     first = run_pod(cluster, namespace, digest, tag)
-    scan_annotations(cluster, namespace, first, "clean")
+    cluster.wait_for_scan_status(namespace, first, "clean")
 
     def counters() -> dict[str, float]:
         calls = {
@@ -410,7 +383,7 @@ def test_pod_event_costs_at_most_one_api_call(
     before = counters()
     pods = [run_pod(cluster, namespace, digest, tag) for _ in range(3)]
     for pod in pods:
-        scan_annotations(cluster, namespace, pod, "clean")
+        cluster.wait_for_scan_status(namespace, pod, "clean")
     after = counters()
     delta = {key: after[key] - before[key] for key in after}
     # per pod: created (→ pending) and kubelet status (→ clean), plus our patches echoed back

@@ -33,13 +33,6 @@ pytestmark = pytest.mark.integration
 LEASE = "mamori-operator"
 
 
-@pytest.fixture(scope="module")
-def cluster(kubeconfig: Path) -> Cluster:
-    cluster = Cluster.connect(Path(kubeconfig))
-    cluster.install_crds()
-    return cluster
-
-
 class Replica:
     """``mamori operator`` as its own process, the way a Deployment runs it."""
 
@@ -183,6 +176,12 @@ def test_one_leader_at_a_time_and_a_standby_takes_over(
         replicas.append(third)
         wait_until(lambda: holder(cluster, home) == "replica-c", timeout=30)
         wait_until(lambda: third.metric("mamori_operator_leader") == 1.0, timeout=30)
+        # the Lease is taken before kopf starts: wait for the start, or the checks below are moot
+        wait_until(
+            lambda: any(r.get("message", "").startswith("operator started") for r in third.logs()),
+            timeout=30,
+            message="replica-c logs 'operator started'",
+        )
         wait_until(
             lambda: (cluster.policy(policy).get("status") or {}).get("networkPolicies"), timeout=30
         )
@@ -193,7 +192,6 @@ def test_one_leader_at_a_time_and_a_standby_takes_over(
         assert [item.metadata.name for item in managed] == [netpol]
         assert managed[0].metadata.resource_version == restored.metadata.resource_version
         assert third.metric("mamori_operator_api_requests_total", resource="networkpolicies") == 0
-        assert any(r.get("message", "").startswith("operator started") for r in third.logs())
     finally:
         for replica in replicas:
             replica.stop(signal.SIGKILL)

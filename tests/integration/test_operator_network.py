@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,27 +13,12 @@ from mamori.operator.services import Services
 from tests.integration.operator_support import (
     Cluster,
     condition,
-    operator_config,
-    running_operator,
     unique,
     wait_until,
 )
 
 pytestmark = pytest.mark.integration
 MANAGED = "app.kubernetes.io/managed-by=mamori"
-
-
-@pytest.fixture(scope="module")
-def cluster(kubeconfig: Path) -> Cluster:
-    cluster = Cluster.connect(Path(kubeconfig))
-    cluster.install_crds()
-    return cluster
-
-
-@pytest.fixture(scope="module")
-def operator(cluster: Cluster, kubeconfig: Path) -> Iterator[Services]:
-    with running_operator(operator_config(Path(kubeconfig))) as services:
-        yield services
 
 
 @pytest.fixture
@@ -71,6 +55,16 @@ def managed(cluster: Cluster, namespace: str, scope: dict[str, Any]) -> dict[str
     selector = f"{MANAGED},mamori.io/policy={scope.get('policy_name', '-')}"
     items = cluster.net.list_namespaced_network_policy(namespace, label_selector=selector).items
     return {item.metadata.name: item for item in items}
+
+
+def applied(cluster: Cluster, namespace: str, scope: dict[str, Any], *, timeout: float = 20) -> Any:
+    """Wait until this test's policy's NetworkPolicy exists in ``namespace``; return it."""
+    netpol = f"mamori-{scope['policy_name']}"
+    return wait_until(
+        lambda: managed(cluster, namespace, scope).get(netpol),
+        timeout=timeout,
+        message=f"NetworkPolicy {namespace}/{netpol}",
+    )
 
 
 def unmanaged_policy(cluster: Cluster, namespace: str, name: str = "team-own") -> Any:
@@ -129,9 +123,8 @@ def test_updated_when_the_policy_changes(
     cluster: Cluster, operator: Services, scope: dict[str, Any]
 ) -> None:
     target = namespace(cluster, scope)
-    name = policy(cluster, scope, networkPolicy={})
-    netpol = f"mamori-{name}"
-    wait_until(lambda: managed(cluster, target, scope).get(netpol))
+    policy(cluster, scope, networkPolicy={})
+    netpol = applied(cluster, target, scope).metadata.name
 
     policy(cluster, scope, networkPolicy={"defaultDeny": ["Egress"], "allowDNS": False})
 
@@ -149,8 +142,8 @@ def test_repaired_after_delete_and_after_edit(
 ) -> None:
     target = namespace(cluster, scope)
     name = policy(cluster, scope, networkPolicy={})
-    netpol = f"mamori-{name}"
-    original = wait_until(lambda: managed(cluster, target, scope).get(netpol))
+    original = applied(cluster, target, scope)
+    netpol = original.metadata.name
 
     cluster.net.delete_namespaced_network_policy(netpol, target)
     restored = wait_until(
@@ -186,13 +179,13 @@ def test_repaired_after_delete_and_after_edit(
 def test_new_namespace_is_covered_within_seconds(
     cluster: Cluster, operator: Services, scope: dict[str, Any]
 ) -> None:
-    name = policy(cluster, scope, networkPolicy={})
+    policy(cluster, scope, networkPolicy={})
     namespace(cluster, scope)  # make sure the policy is live before timing
-    wait_until(lambda: managed(cluster, scope["namespaces"][0], scope).get(f"mamori-{name}"))
+    applied(cluster, scope["namespaces"][0], scope)
 
     started = time.monotonic()
     fresh = namespace(cluster, scope)
-    wait_until(lambda: managed(cluster, fresh, scope).get(f"mamori-{name}"), timeout=5)
+    applied(cluster, fresh, scope, timeout=5)
     assert time.monotonic() - started < 5
 
 
@@ -203,7 +196,7 @@ def test_removed_when_namespace_leaves_and_when_policy_is_deleted(
     own = unmanaged_policy(cluster, leaving)
     name = policy(cluster, scope, networkPolicy={})
     for ns in (leaving, staying):
-        wait_until(lambda ns=ns: managed(cluster, ns, scope).get(f"mamori-{name}"))
+        applied(cluster, ns, scope)
 
     cluster.label_namespace(leaving, {"mamori-test": None})
     wait_until(lambda: managed(cluster, leaving, scope) == {})
@@ -242,7 +235,7 @@ def test_no_write_when_nothing_changed(
 ) -> None:
     target = namespace(cluster, scope)
     name = policy(cluster, scope, networkPolicy={})
-    netpol = wait_until(lambda: managed(cluster, target, scope).get(f"mamori-{name}"))
+    netpol = applied(cluster, target, scope)
     wait_until(lambda: cluster.policy(name).get("status", {}).get("networkPolicies"))
 
     def patches() -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,27 +12,12 @@ from mamori.operator.services import Services
 from tests.integration.operator_support import (
     Cluster,
     fake_digest,
-    operator_config,
-    running_operator,
     unique,
     wait_until,
 )
 
 pytestmark = pytest.mark.integration
 TRIVY = ("aquasecurity.github.io", "v1alpha1", "vulnerabilityreports")
-
-
-@pytest.fixture(scope="module")
-def cluster(kubeconfig: Path) -> Cluster:
-    cluster = Cluster.connect(Path(kubeconfig))
-    cluster.install_crds()
-    return cluster
-
-
-@pytest.fixture(scope="module")
-def operator(cluster: Cluster, kubeconfig: Path) -> Iterator[Services]:
-    with running_operator(operator_config(Path(kubeconfig))) as services:
-        yield services
 
 
 @pytest.fixture
@@ -52,19 +36,6 @@ def scanned_namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Itera
     yield name
     cluster.delete_policy(policy)
     cluster.delete_namespace(name)
-
-
-def status_of(cluster: Cluster, namespace: str, pod: str, status: str) -> dict[str, str]:
-    def annotated() -> dict[str, str] | None:
-        annotations = cluster.pod_annotations(namespace, pod)
-        return annotations if annotations.get("mamori.io/scan-status") == status else None
-
-    try:
-        return wait_until(annotated, message=f"pod {pod} scan-status {status}")
-    except AssertionError as error:
-        raise AssertionError(
-            f"{error}; pod has {cluster.pod_annotations(namespace, pod)}"
-        ) from None
 
 
 def vulnerability_report(
@@ -136,14 +107,14 @@ def test_trivy_reports_of_the_owning_replicaset(
     cluster.create_pod(ns, bare, {"app": "ghcr.io/acme/web:1.0"})
     cluster.kubelet_reports(ns, bare, {"app": f"ghcr.io/acme/web@{digest}"})
     for pod in [*pods, bare]:
-        status_of(cluster, ns, pod, "unscanned")
+        cluster.wait_for_scan_status(ns, pod, "unscanned")
 
     report = vulnerability_report(
         ns, replica_set=replica_set, container="app", digest=digest, critical=2
     )
     cluster.custom.create_namespaced_custom_object(*TRIVY[:2], ns, TRIVY[2], report)
     for pod in pods:
-        annotations = status_of(cluster, ns, pod, "vulnerable")
+        annotations = cluster.wait_for_scan_status(ns, pod, "vulnerable")
         assert json.loads(annotations["mamori.io/scan-summary"])["critical"] == 2
         assert annotations["mamori.io/scanned-at"] == "2026-03-01T10:00:00Z"
     scan = wait_until(lambda: cluster.image_scan(digest.replace(":", "-")))
@@ -164,7 +135,7 @@ def test_trivy_reports_of_the_owning_replicaset(
         *TRIVY[:2], ns, TRIVY[2], report["metadata"]["name"], fixed
     )
     for pod in pods:
-        status_of(cluster, ns, pod, "clean")
+        cluster.wait_for_scan_status(ns, pod, "clean")
 
 
 @pytest.mark.parametrize("scanned_namespace", [("imagescan",)], indirect=True)
@@ -174,27 +145,19 @@ def test_pipeline_image_scans(cluster: Cluster, operator: Services, scanned_name
     pod = unique("api")
     cluster.create_pod(ns, pod, {"api": f"registry.example.com/api@{digest}"})
     cluster.kubelet_reports(ns, pod, {"api": f"registry.example.com/api@{digest}"})
-    status_of(cluster, ns, pod, "unscanned")
+    cluster.wait_for_scan_status(ns, pod, "unscanned")
 
-    written = cluster.custom.create_cluster_custom_object(
-        "mamori.io",
-        "v1alpha1",
-        "imagescans",
+    written = cluster.write_image_scan(
+        digest,
         {
-            "apiVersion": "mamori.io/v1alpha1",
-            "kind": "ImageScan",
-            "metadata": {"name": digest.replace(":", "-")},
-            "spec": {
-                "digest": digest,
-                "repository": "registry.example.com/api",
-                "scanner": "grype-0.80",
-                "scannedAt": "2026-02-02T02:02:02Z",
-                "summary": {"high": 2, "medium": 1},
-                "findings": [{"id": "GHSA-xxxx", "severity": "HIGH", "package": "requests"}],
-            },
+            "repository": "registry.example.com/api",
+            "scanner": "grype-0.80",
+            "scannedAt": "2026-02-02T02:02:02Z",
+            "summary": {"high": 2, "medium": 1},
+            "findings": [{"id": "GHSA-xxxx", "severity": "HIGH", "package": "requests"}],
         },
     )
-    annotations = status_of(cluster, ns, pod, "vulnerable")
+    annotations = cluster.wait_for_scan_status(ns, pod, "vulnerable")
     summary = json.loads(annotations["mamori.io/scan-summary"])
     assert (summary["high"], summary["medium"], summary["critical"]) == (2, 1, 0)
     assert annotations["mamori.io/scanned-at"] == "2026-02-02T02:02:02Z"
@@ -212,20 +175,10 @@ def test_providers_are_asked_in_order(
     """No Trivy report for this pod: the next provider (a pipeline's ImageScan) answers."""
     ns = scanned_namespace
     digest = fake_digest(ns + "order")
-    cluster.custom.create_cluster_custom_object(
-        "mamori.io",
-        "v1alpha1",
-        "imagescans",
-        {
-            "apiVersion": "mamori.io/v1alpha1",
-            "kind": "ImageScan",
-            "metadata": {"name": digest.replace(":", "-")},
-            "spec": {"digest": digest, "scanner": "trivy-ci", "summary": {"low": 3}},
-        },
-    )
+    cluster.write_image_scan(digest, {"scanner": "trivy-ci", "summary": {"low": 3}})
     pod = unique("job")
     cluster.create_pod(ns, pod, {"main": "registry.example.com/job:2"})
     cluster.kubelet_reports(ns, pod, {"main": f"registry.example.com/job@{digest}"})
-    annotations = status_of(cluster, ns, pod, "clean")
+    annotations = cluster.wait_for_scan_status(ns, pod, "clean")
     assert json.loads(annotations["mamori.io/scan-summary"])["low"] == 3
     assert "mamori.io/scanned-at" not in annotations  # the pipeline did not say when

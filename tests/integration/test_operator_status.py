@@ -4,7 +4,6 @@ what ``kubectl get csp`` prints, and a broken spec explained."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +13,6 @@ from tests.integration.operator_support import (
     Cluster,
     condition,
     fake_digest,
-    operator_config,
-    running_operator,
     unique,
     wait_until,
 )
@@ -24,16 +21,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def cluster(kubeconfig: Path) -> Cluster:
-    cluster = Cluster.connect(Path(kubeconfig))
-    cluster.install_crds()
-    return cluster
-
-
-@pytest.fixture(scope="module")
-def operator(cluster: Cluster, kubeconfig: Path) -> Iterator[Services]:
-    with running_operator(operator_config(Path(kubeconfig), offenders=2)) as services:
-        yield services
+def operator_overrides() -> dict[str, Any]:
+    return {"offenders": 2}
 
 
 @pytest.fixture

@@ -55,54 +55,33 @@ def test_durations(text: object, seconds: int) -> None:
     assert parse_duration(text, path="x") == seconds
 
 
+# id: (section, field under spec.imageScan that the error names, fragment of the message)
+BAD_SECTIONS: dict[str, tuple[Any, str, str]] = {
+    "no-providers": ({}, ".providers", "at least one"),
+    "empty": ({"providers": []}, ".providers", "at least one"),
+    "unknown-provider": ({"providers": ["quay"]}, ".providers[0]", "ecr"),
+    "twice": ({"providers": ["ecr", "ecr"]}, ".providers[1]", "twice"),
+    "threshold-case": (
+        {"providers": ["ecr"], "severityThreshold": "high"},
+        ".severityThreshold",
+        "CRITICAL, HIGH, MEDIUM, LOW",
+    ),
+    "days": ({"providers": ["ecr"], "cacheTTL": "1d"}, ".cacheTTL", "duration"),
+    "short": ({"providers": ["ecr"], "rescanInterval": "1s"}, ".rescanInterval", "at least"),
+    "bool": ({"providers": ["ecr"], "cacheTTL": True}, ".cacheTTL", "duration"),
+    "unknown": ({"providers": ["ecr"], "scanner": "x"}, ".scanner", "unknown"),
+    "not-an-object": ("ecr", "", "object"),
+}
+
+
 @pytest.mark.parametrize(
-    ("value", "path", "fragment"),
-    [
-        pytest.param({}, "spec.imageScan.providers", "at least one", id="no-providers"),
-        pytest.param({"providers": []}, "spec.imageScan.providers", "at least one", id="empty"),
-        pytest.param(
-            {"providers": ["quay"]}, "spec.imageScan.providers[0]", "ecr", id="unknown-provider"
-        ),
-        pytest.param(
-            {"providers": ["ecr", "ecr"]}, "spec.imageScan.providers[1]", "twice", id="twice"
-        ),
-        pytest.param(
-            {"providers": ["ecr"], "severityThreshold": "high"},
-            "spec.imageScan.severityThreshold",
-            "CRITICAL, HIGH, MEDIUM, LOW",
-            id="threshold-case",
-        ),
-        pytest.param(
-            {"providers": ["ecr"], "cacheTTL": "1d"},
-            "spec.imageScan.cacheTTL",
-            "duration",
-            id="days",
-        ),
-        pytest.param(
-            {"providers": ["ecr"], "rescanInterval": "1s"},
-            "spec.imageScan.rescanInterval",
-            "at least",
-            id="short",
-        ),
-        pytest.param(
-            {"providers": ["ecr"], "cacheTTL": True},
-            "spec.imageScan.cacheTTL",
-            "duration",
-            id="bool",
-        ),
-        pytest.param(
-            {"providers": ["ecr"], "scanner": "x"},
-            "spec.imageScan.scanner",
-            "unknown",
-            id="unknown",
-        ),
-        pytest.param("ecr", "spec.imageScan", "object", id="not-an-object"),
-    ],
+    ("value", "field", "fragment"),
+    [pytest.param(*row, id=name) for name, row in BAD_SECTIONS.items()],
 )
-def test_bad_sections_name_the_field(value: Any, path: str, fragment: str) -> None:
+def test_bad_sections_name_the_field(value: Any, field: str, fragment: str) -> None:
     with pytest.raises(PolicyError) as caught:
         parse_image_scan(value, path="spec.imageScan")
-    assert caught.value.path == path
+    assert caught.value.path == f"spec.imageScan{field}"
     assert fragment in caught.value.message
 
 

@@ -115,65 +115,44 @@ def test_default_deny_is_read_as_a_set_of_directions() -> None:
     assert parse({"defaultDeny": []}).default_deny == frozenset()
 
 
+# id: (section, field under spec.networkPolicy that the error names, fragment of the message)
+BAD_SECTIONS: dict[str, tuple[Any, str, str]] = {
+    "not-an-object": ([], "", "must be an object"),
+    "unknown": ({"denyAll": True}, ".denyAll", "unknown field"),
+    "deny-str": ({"defaultDeny": "Ingress"}, ".defaultDeny", "list"),
+    "deny-case": ({"defaultDeny": ["ingress"]}, ".defaultDeny[0]", '"Ingress"'),
+    "deny-twice": ({"defaultDeny": ["Egress", "Egress"]}, ".defaultDeny[1]", "twice"),
+    "dns-str": ({"allowDNS": "yes"}, ".allowDNS", "true or false"),
+    "cidr-host-bits": (
+        {"allowedEgressCIDRs": ["10.0.0.1/8"]},
+        ".allowedEgressCIDRs[0]",
+        "host bits",
+    ),
+    "cidr-no-prefix": ({"allowedEgressCIDRs": ["10.0.0.1"]}, ".allowedEgressCIDRs[0]", "CIDR"),
+    "cidr-is-metadata": (
+        {"allowedEgressCIDRs": ["169.254.169.254/32"]},
+        ".allowedEgressCIDRs[0]",
+        "blockInstanceMetadata",
+    ),
+    "selector-value": (
+        {"allowedEgressNamespaces": [{"matchLabels": {"a": 1}}]},
+        ".allowedEgressNamespaces[0].matchLabels.a",
+        "string",
+    ),
+    "selector-null": (
+        {"allowedIngressNamespaces": [None]},
+        ".allowedIngressNamespaces[0]",
+        "selector",
+    ),
+}
+
+
 @pytest.mark.parametrize(
-    ("value", "path", "fragment"),
-    [
-        pytest.param([], "spec.networkPolicy", "must be an object", id="not-an-object"),
-        pytest.param(
-            {"denyAll": True}, "spec.networkPolicy.denyAll", "unknown field", id="unknown"
-        ),
-        pytest.param(
-            {"defaultDeny": "Ingress"}, "spec.networkPolicy.defaultDeny", "list", id="deny-str"
-        ),
-        pytest.param(
-            {"defaultDeny": ["ingress"]},
-            "spec.networkPolicy.defaultDeny[0]",
-            '"Ingress"',
-            id="deny-case",
-        ),
-        pytest.param(
-            {"defaultDeny": ["Egress", "Egress"]},
-            "spec.networkPolicy.defaultDeny[1]",
-            "twice",
-            id="deny-twice",
-        ),
-        pytest.param(
-            {"allowDNS": "yes"}, "spec.networkPolicy.allowDNS", "true or false", id="dns-str"
-        ),
-        pytest.param(
-            {"allowedEgressCIDRs": ["10.0.0.1/8"]},
-            "spec.networkPolicy.allowedEgressCIDRs[0]",
-            "host bits",
-            id="cidr-host-bits",
-        ),
-        pytest.param(
-            {"allowedEgressCIDRs": ["10.0.0.1"]},
-            "spec.networkPolicy.allowedEgressCIDRs[0]",
-            "CIDR",
-            id="cidr-no-prefix",
-        ),
-        pytest.param(
-            {"allowedEgressCIDRs": ["169.254.169.254/32"]},
-            "spec.networkPolicy.allowedEgressCIDRs[0]",
-            "blockInstanceMetadata",
-            id="cidr-is-metadata",
-        ),
-        pytest.param(
-            {"allowedEgressNamespaces": [{"matchLabels": {"a": 1}}]},
-            "spec.networkPolicy.allowedEgressNamespaces[0].matchLabels.a",
-            "string",
-            id="selector-value",
-        ),
-        pytest.param(
-            {"allowedIngressNamespaces": [None]},
-            "spec.networkPolicy.allowedIngressNamespaces[0]",
-            "selector",
-            id="selector-null",
-        ),
-    ],
+    ("value", "field", "fragment"),
+    [pytest.param(*row, id=name) for name, row in BAD_SECTIONS.items()],
 )
-def test_bad_sections_name_the_field(value: Any, path: str, fragment: str) -> None:
+def test_bad_sections_name_the_field(value: Any, field: str, fragment: str) -> None:
     with pytest.raises(PolicyError) as caught:
         parse_network_policy(value, path="spec.networkPolicy")
-    assert caught.value.path == path
+    assert caught.value.path == f"spec.networkPolicy{field}"
     assert fragment in caught.value.message

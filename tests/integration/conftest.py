@@ -1,0 +1,38 @@
+"""Fixtures shared by the operator's integration tests (tests/integration/test_operator_*.py).
+
+``operator`` runs one in-process operator per test module; a module that needs other settings
+overrides ``operator_overrides`` (fields of OperatorConfig) instead of repeating the fixture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mamori.operator.services import Services
+from tests.integration.operator_support import Cluster, operator_config, running_operator
+
+
+@pytest.fixture(scope="module")
+def cluster(kubeconfig: Path) -> Cluster:
+    """API clients for the test control plane, with mamori's CRDs installed and serving."""
+    cluster = Cluster.connect(Path(kubeconfig))
+    cluster.install_crds()
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def operator_overrides() -> dict[str, Any]:
+    """OperatorConfig fields a test module changes from operator_config()'s fast defaults."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: Cluster, kubeconfig: Path, operator_overrides: dict[str, Any]
+) -> Iterator[Services]:
+    with running_operator(operator_config(Path(kubeconfig), **operator_overrides)) as services:
+        yield services
