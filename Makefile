@@ -9,6 +9,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 CACHE := .cache
 PYTEST_ARGS ?=
+# The repo's operator/ folder is mamori.operator, never the standard library's `operator`:
+# keep `python -m …` run from the repo root from putting the working directory on sys.path.
+export PYTHONSAFEPATH := 1
 
 .PHONY: help venv controlplane helm lint typecheck hadolint unit integration test demo bench \
         clean kind-up kind-install
@@ -22,8 +25,8 @@ help:
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
 venv: $(BIN)/.installed

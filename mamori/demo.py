@@ -183,7 +183,8 @@ def webhook_configuration(*, url: str, ca_pem: bytes) -> dict[str, Any]:
 
 
 def mamori_command() -> list[str]:
-    return [sys.executable, "-m", "mamori.cli"]
+    # -P: never let the working directory's operator/ shadow the standard library's operator.
+    return [sys.executable, "-P", "-m", "mamori.cli"]
 
 
 DEMO_POLICY = """\
