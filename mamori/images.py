@@ -97,19 +97,18 @@ class ImageReference:
     path: str
     tag: str | None = None
     digest: str | None = None
+    # Derived from ``domain`` once: every trusted-registry entry compares them, on every pod.
+    hostname: str = field(init=False, repr=False, compare=False)
+    """The registry host without port, lower-cased; IPv6 in brackets, compressed."""
+    port: str | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hostname", registry_hostname(self.domain))
+        object.__setattr__(self, "port", split_port(self.domain)[1])
 
     @property
     def name(self) -> str:
         return f"{self.domain}/{self.path}"
-
-    @property
-    def hostname(self) -> str:
-        """The registry host without port, lower-cased; IPv6 in brackets, compressed."""
-        return registry_hostname(self.domain)
-
-    @property
-    def port(self) -> str | None:
-        return split_port(self.domain)[1]
 
     @property
     def registry(self) -> str:
@@ -138,9 +137,11 @@ def parse_reference(text: str) -> ImageReference:
         raise InvalidReference("the reference is empty")
     if len(text) > REFERENCE_MAX_LENGTH:
         raise InvalidReference(f"the reference is longer than {REFERENCE_MAX_LENGTH} characters")
-    bad = FORBIDDEN_CHARACTER_RE.search(text)
-    if bad is not None:
-        raise InvalidReference(_forbidden_character_reason(bad.group(), bad.start()))
+    # Printable ASCII but space is exactly what the regex allows; the str checks are cheaper.
+    if not (text.isascii() and text.isprintable()) or " " in text:
+        bad = FORBIDDEN_CHARACTER_RE.search(text)
+        if bad is not None:
+            raise InvalidReference(_forbidden_character_reason(bad.group(), bad.start()))
     if "://" in text:
         scheme, _, rest = text.partition("://")
         raise InvalidReference(
@@ -155,7 +156,7 @@ def parse_reference(text: str) -> ImageReference:
     name, tag = _split_tag(remainder)
     if tag is not None:
         _check_tag(tag)
-    if IMAGE_ID_RE.fullmatch(text):
+    if len(text) == 64 and IMAGE_ID_RE.fullmatch(text):
         raise InvalidReference(
             "a 64-character hex string is an image ID, not a reference; "
             "pin an image by digest as name@sha256:<hex> instead"
@@ -318,10 +319,17 @@ class RegistryPattern:
     port: str | None
     path: str
     labels: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # The wildcard host as one regex, ``*`` standing for one label: built once, matched per image.
+    _host_re: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         labels = () if self.host.startswith("[") else tuple(self.host.split("."))
         object.__setattr__(self, "labels", labels)
+        host_re = None
+        if "*" in labels:
+            parts = ("[^.]*" if label == "*" else re.escape(label) for label in labels)
+            host_re = re.compile(r"\.".join(parts))
+        object.__setattr__(self, "_host_re", host_re)
 
     @property
     def wildcard(self) -> bool:
@@ -343,12 +351,9 @@ class RegistryPattern:
         return path == self.path or path.startswith(f"{self.path}/")
 
     def _host_matches(self, hostname: str) -> bool:
-        if not self.wildcard:
+        if self._host_re is None:
             return hostname == self.host
-        labels = hostname.split(".")
-        return len(labels) == len(self.labels) and all(
-            want == "*" or want == got for want, got in zip(self.labels, labels, strict=True)
-        )
+        return self._host_re.fullmatch(hostname) is not None
 
     def __str__(self) -> str:
         registry = self.host if self.port is None else f"{self.host}:{self.port}"

@@ -7,6 +7,7 @@ object the user wrote, so messages point at the line to change.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,24 @@ from mamori.images import ImageReference, InvalidReference, parse_reference
 
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 EMPTY: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The pod or one container, seen through its ``securityContext``.
+
+    ``label`` starts messages (``pod`` or ``container "app"``); ``container`` is the name
+    reported in findings (None for the pod). Built once per pod: a dozen rules walk them.
+    """
+
+    label: str
+    container: str | None
+    security_context: Mapping[str, Any]
+    path: str
+
+    def field(self, *parts: str) -> str:
+        """The full path of a field under this scope's ``securityContext``."""
+        return ".".join((self.path, *parts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +46,16 @@ class ContainerRef:
     spec: Mapping[str, Any]
     path: str
     parsed_image: ImageReference | InvalidReference | None = None
+    scope: Scope = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        scope = Scope(
+            label=f'container "{self.name}"',
+            container=self.name,
+            security_context=as_mapping(self.spec.get("securityContext")),
+            path=f"{self.path}.securityContext",
+        )
+        object.__setattr__(self, "scope", scope)
 
     def image_reference(self) -> ImageReference | None:
         """The parsed image (parsed once per pod); None when it is missing or not a string.
@@ -40,7 +69,7 @@ class ContainerRef:
 
     @property
     def security_context(self) -> Mapping[str, Any]:
-        return as_mapping(self.spec.get("securityContext"))
+        return self.scope.security_context
 
     def field(self, *parts: str) -> str:
         return ".".join((self.path, *parts))
@@ -59,13 +88,22 @@ class PodContext:
     spec_path: str = "spec"
     metadata_path: str = "metadata"
     _containers: tuple[ContainerRef, ...] = field(init=False, repr=False, compare=False)
+    _scopes: tuple[Scope, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_containers", tuple(self._collect_containers()))
+        containers = tuple(self._collect_containers())
+        pod_scope = Scope(
+            label="pod",
+            container=None,
+            security_context=as_mapping(self.spec.get("securityContext")),
+            path=self.field("securityContext"),
+        )
+        object.__setattr__(self, "_containers", containers)
+        object.__setattr__(self, "_scopes", (pod_scope, *(c.scope for c in containers)))
 
     @property
     def security_context(self) -> Mapping[str, Any]:
-        return as_mapping(self.spec.get("securityContext"))
+        return self._scopes[0].security_context
 
     @property
     def annotations(self) -> Mapping[str, Any]:
@@ -77,6 +115,10 @@ class PodContext:
     def containers(self) -> tuple[ContainerRef, ...]:
         """Init, regular and ephemeral containers, in that order."""
         return self._containers
+
+    def scopes(self) -> tuple[Scope, ...]:
+        """The pod's scope first, then each container's, in :meth:`containers` order."""
+        return self._scopes
 
     def _collect_containers(self) -> list[ContainerRef]:
         found: list[ContainerRef] = []
@@ -91,13 +133,26 @@ class PodContext:
                     ContainerRef(
                         list_name=list_name,
                         index=index,
-                        name=name if isinstance(name, str) and name else f"{list_name}[{index}]",
+                        name=_display_name(name, fallback=f"{list_name}[{index}]"),
                         spec=spec,
                         path=f"{self.spec_path}.{list_name}[{index}]",
                         parsed_image=_parse_image(spec.get("image")),
                     )
                 )
         return found
+
+
+def _display_name(name: object, *, fallback: str) -> str:
+    """A container name safe to quote in a one-line message.
+
+    The API server only admits DNS-label names, but mamori also judges raw manifests, where a
+    name may hold quotes or control characters; those are escaped, never printed raw.
+    """
+    if not isinstance(name, str) or not name:
+        return fallback
+    if name.isascii() and name.isprintable() and '"' not in name and "\\" not in name:
+        return name
+    return json.dumps(name, ensure_ascii=True)[1:-1]
 
 
 def _parse_image(image: object) -> ImageReference | InvalidReference | None:
@@ -111,6 +166,8 @@ def _parse_image(image: object) -> ImageReference | InvalidReference | None:
 
 def as_mapping(value: object) -> Mapping[str, Any]:
     """Treat a missing or malformed sub-object as empty, so rules never crash on bad input."""
-    if type(value) is dict:  # the common case, without the cost of an ABC check
+    if type(value) is dict:  # the common cases first, without the cost of an ABC check
         return value
+    if value is None:
+        return EMPTY
     return value if isinstance(value, Mapping) else EMPTY

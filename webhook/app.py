@@ -10,11 +10,11 @@ inside the rules gets a fail-closed review answer.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import orjson
 from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
@@ -58,8 +58,8 @@ def create_app(
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return Response(body, status=status, mimetype=JSON_TYPE)
+    """Compact UTF-8 JSON: the bytes of a compact ``json.dumps``, several times faster."""
+    return Response(orjson.dumps(payload), status=status, mimetype=JSON_TYPE)
 
 
 def error_response(

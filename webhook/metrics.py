@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -91,10 +92,18 @@ class AdmissionMetrics:
             ["reason"],
             registry=self.registry,
         )
+        # labels() takes a lock and builds a key on every call; a review's counters are looked
+        # up once per label set instead (the label values are bounded: KNOWN_KINDS, outcomes).
+        self._request_children: dict[tuple[str, str, str], Any] = {}
 
     def count_request(self, *, decision: str, kind: str, operation: str) -> None:
         kind = kind if kind in KNOWN_KINDS else "other"
-        self.requests.labels(decision=decision, kind=kind, operation=operation).inc()
+        key = (decision, kind, operation)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self.requests.labels(decision=decision, kind=kind, operation=operation)
+            self._request_children[key] = child
+        child.inc()
 
     def exposition(self) -> tuple[bytes, str]:
         """The text format for ``GET /metrics`` and its content type."""

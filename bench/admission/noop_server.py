@@ -8,7 +8,6 @@ work costs: decoding the review, the rules, encoding the answer, metrics.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -16,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import orjson
 from flask import Flask, Response, request
 
 from mamori.settings import add_arguments as add_settings_arguments
@@ -31,13 +31,13 @@ class NoopServer(WebhookServer):
 
         @app.post("/validate")
         def validate() -> Response:
-            uid = json.loads(request.get_data())["request"]["uid"]
+            uid = orjson.loads(request.get_data())["request"]["uid"]  # the webhook's decoder
             answer = {
                 "apiVersion": "admission.k8s.io/v1",
                 "kind": "AdmissionReview",
                 "response": {"uid": uid, "allowed": True},
             }
-            return Response(json.dumps(answer), mimetype="application/json")
+            return Response(orjson.dumps(answer), mimetype="application/json")
 
         @app.get("/readyz")
         def readyz() -> Response:

@@ -1,7 +1,8 @@
 """Small pieces the Pod Security Standards rules share: scopes, flags, and value rendering.
 
 Most PSS fields can be set on the pod's ``securityContext`` and on each container's, so rules
-walk :func:`scopes` (the pod first, then every container) instead of repeating that walk.
+walk :func:`scopes` (the pod first, then every container) instead of repeating that walk; the
+scopes themselves are built once per pod by :class:`~mamori.podspec.PodContext`.
 Malformed values never raise: helpers here decide whether a value is "absent" or "not the
 allowed value", and rules report the latter as a violation (fail closed).
 """
@@ -9,62 +10,32 @@ allowed value", and rules report the latter as a violation (fail closed).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from mamori.podspec import ContainerRef, PodContext, as_mapping
+from mamori.podspec import Scope as Scope  # re-exported: the rules import it from here
 
 MAX_SHOWN = 80
 MAX_UID = 2**31 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """The pod or one container, seen through its ``securityContext``.
-
-    ``label`` starts messages (``pod`` or ``container "app"``); ``container`` is the name
-    reported in findings (None for the pod).
-    """
-
-    label: str
-    container: str | None
-    security_context: Mapping[str, Any]
-    path: str
-
-    def field(self, *parts: str) -> str:
-        """The full path of a field under this scope's ``securityContext``."""
-        return ".".join((self.path, *parts))
-
-
 def pod_scope(pod: PodContext) -> Scope:
-    return Scope(
-        label="pod",
-        container=None,
-        security_context=pod.security_context,
-        path=pod.field("securityContext"),
-    )
+    return pod.scopes()[0]
 
 
 def container_scope(container: ContainerRef) -> Scope:
-    return Scope(
-        label=f'container "{container.name}"',
-        container=container.name,
-        security_context=container.security_context,
-        path=container.field("securityContext"),
-    )
+    return container.scope
 
 
-def container_scopes(pod: PodContext) -> Iterator[Scope]:
+def container_scopes(pod: PodContext) -> tuple[Scope, ...]:
     """Init, regular and ephemeral containers, in that order."""
-    for container in pod.containers():
-        yield container_scope(container)
+    return pod.scopes()[1:]
 
 
-def scopes(pod: PodContext) -> Iterator[Scope]:
+def scopes(pod: PodContext) -> tuple[Scope, ...]:
     """The pod first, then every container: the stable order of findings."""
-    yield pod_scope(pod)
-    yield from container_scopes(pod)
+    return pod.scopes()
 
 
 def is_on(value: object) -> bool:

@@ -30,13 +30,18 @@ HANDLERS = ("httpGet", "tcpSocket")
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
     findings: list[Finding] = []
     for container in pod.containers():
-        lifecycle = as_mapping(container.spec.get("lifecycle"))
-        handlers: list[tuple[tuple[str, ...], object]] = [
-            ((probe,), container.spec.get(probe)) for probe in PROBES
-        ]
-        handlers += [(("lifecycle", hook), lifecycle.get(hook)) for hook in LIFECYCLE_HOOKS]
-        for path, handler in handlers:
-            findings.extend(_hosts(container, path, as_mapping(handler)))
+        spec = container.spec
+        for probe in PROBES:
+            handler = spec.get(probe)
+            if handler:
+                findings.extend(_hosts(container, (probe,), as_mapping(handler)))
+        lifecycle = spec.get("lifecycle")
+        if lifecycle:
+            lifecycle = as_mapping(lifecycle)
+            for hook in LIFECYCLE_HOOKS:
+                handler = lifecycle.get(hook)
+                if handler:
+                    findings.extend(_hosts(container, ("lifecycle", hook), as_mapping(handler)))
     return findings
 
 

@@ -26,7 +26,6 @@ def check_trusted_registry(pod: PodContext, settings: RuleSettings) -> Iterator[
     patterns = settings.trusted_registries
     if not patterns:
         return
-    allowed = ", ".join(str(pattern) for pattern in patterns)
     for container in pod.containers():
         image = container.spec.get("image")
         if not isinstance(image, str):
@@ -39,6 +38,7 @@ def check_trusted_registry(pod: PodContext, settings: RuleSettings) -> Iterator[
             continue
         if any(pattern.matches(reference) for pattern in patterns):
             continue
+        allowed = ", ".join(str(pattern) for pattern in patterns)
         yield Finding(
             field=container.field("image"),
             container=container.name,
