@@ -47,7 +47,7 @@ typecheck: venv
 hadolint: venv
 	$(BIN)/hadolint Dockerfile
 
-unit: venv
+unit: venv helm
 	$(BIN)/pytest tests -m "not integration" $(PYTEST_ARGS)
 
 integration: venv controlplane helm
@@ -65,3 +65,33 @@ bench: venv controlplane
 
 clean:
 	rm -rf $(CACHE) .pytest_cache .mypy_cache .ruff_cache
+
+# -- for machines with Docker: a local kind cluster with the chart installed ------------------
+# `make kind-up kind-install` builds the image, loads it into kind (no registry needed) and
+# installs the chart; `helm test` then checks the webhook denies a privileged pod. Set HELM to
+# use a helm of your own instead of building one from Go modules.
+KIND ?= kind
+DOCKER ?= docker
+KIND_CLUSTER ?= mamori
+KIND_IMAGE ?= mamori:dev
+KIND_NAMESPACE ?= mamori-system
+HELM ?= $(CACHE)/helm/bin/helm
+
+kind-up:
+	@if $(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then \
+		echo "kind cluster $(KIND_CLUSTER) is already up"; \
+	else \
+		$(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml --wait 180s; \
+	fi
+
+kind-install: $(if $(filter $(CACHE)/helm/bin/helm,$(HELM)),helm)
+	$(DOCKER) build --tag $(KIND_IMAGE) .
+	$(KIND) load docker-image $(KIND_IMAGE) --name $(KIND_CLUSTER)
+	$(HELM) upgrade --install mamori charts/mamori --kube-context kind-$(KIND_CLUSTER) \
+		--namespace $(KIND_NAMESPACE) --create-namespace \
+		--set image.repository=$(word 1,$(subst :, ,$(KIND_IMAGE))) \
+		--set image.tag=$(word 2,$(subst :, ,$(KIND_IMAGE))) \
+		--set image.pullPolicy=Never \
+		--set 'webhook.excludedNamespaces={kube-system,kube-node-lease,local-path-storage}' \
+		--wait --timeout 5m
+	$(HELM) test mamori --kube-context kind-$(KIND_CLUSTER) --namespace $(KIND_NAMESPACE) --logs

@@ -8,10 +8,11 @@ cleanup). The services they call are in the other modules, wired by ``services``
 """
 
 from mamori.operator import (
+    certificates,
     image_scans,
     lifecycle,
     network_policies,
     policies,
 )
 
-__all__ = ["image_scans", "lifecycle", "network_policies", "policies"]
+__all__ = ["certificates", "image_scans", "lifecycle", "network_policies", "policies"]

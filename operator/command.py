@@ -9,6 +9,7 @@ import sys
 
 import kopf
 
+from mamori.operator.certificates import CertificateSettings
 from mamori.operator.config import OperatorConfig
 from mamori.settings import SettingsError, load_settings
 from mamori.settings import add_arguments as add_settings_arguments
@@ -22,11 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "ClusterSecurityPolicy status. Every flag can also be set as MAMORI_<FLAG>."
     )
     add_settings_arguments(parser, OperatorConfig)
+    add_settings_arguments(parser, CertificateSettings)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_settings(OperatorConfig, args, os.environ)
+        certificates = load_settings(CertificateSettings, args, os.environ)
     except SettingsError as error:
         print(f"mamori operator: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from mamori.operator.metrics import Metrics
     from mamori.operator.runtime import run_operator
 
-    memo = kopf.Memo(metrics=Metrics())
+    memo = kopf.Memo(metrics=Metrics(), certificates=certificates)
     if config.metrics_port:
         from prometheus_client import start_http_server
 

@@ -114,21 +114,22 @@ class CertificateReloader:
         return self._loaded
 
     def _reload(self, stamp: bytes) -> None:
-        if not self._reload_lock.acquire(blocking=False):
-            return  # another thread is reloading; this handshake uses the current pair
-        try:
+        # Blocking: a handshake that arrives while another thread reloads waits the millisecond
+        # it takes rather than get the old pair, whose CA the API server may no longer trust.
+        with self._reload_lock:
             if stamp == self._stamp:
                 return
-            self._stamp = stamp  # recorded first: a bad pair is reported once, not per handshake
             try:
                 loaded = build_context(self.cert_file, self.key_file, io_timeout=self.io_timeout)
             except CertificateError as error:
+                self._stamp = stamp  # a bad pair is reported once, not per handshake
                 LOG.error("keeping the previous TLS certificate: %s", error)
                 return
+            # The pair first, the stamp second: a thread that sees the new stamp without taking
+            # the lock must also see the new pair.
             self._loaded = loaded
+            self._stamp = stamp
             log_loaded(loaded)
-        finally:
-            self._reload_lock.release()
 
     def _read_stamp(self) -> bytes:
         """A digest of both files as they are now (through the kubelet's ..data symlink)."""

@@ -1,0 +1,151 @@
+{{/*
+Names. The chart's full name is "<release>-mamori" unless the release is already called mamori;
+every object is named from it, so two releases in one cluster never collide.
+*/}}
+{{- define "mamori.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mamori.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "mamori.namespace" -}}
+{{- .Release.Namespace }}
+{{- end }}
+
+{{- define "mamori.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Per-component names (suffixes kept short: names end up in DNS labels). */}}
+{{- define "mamori.webhook.fullname" -}}
+{{- printf "%s-webhook" (include "mamori.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mamori.operator.fullname" -}}
+{{- printf "%s-operator" (include "mamori.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mamori.webhook.serviceAccountName" -}}
+{{- if .Values.webhook.serviceAccount.create }}
+{{- default (include "mamori.webhook.fullname" .) .Values.webhook.serviceAccount.name }}
+{{- else }}
+{{- required "webhook.serviceAccount.name is required when webhook.serviceAccount.create is false" .Values.webhook.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "mamori.operator.serviceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create }}
+{{- default (include "mamori.operator.fullname" .) .Values.operator.serviceAccount.name }}
+{{- else }}
+{{- required "operator.serviceAccount.name is required when operator.serviceAccount.create is false" .Values.operator.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret the webhook mounts (tls.crt, tls.key, ca.crt), whoever issues it. */}}
+{{- define "mamori.webhook.tlsSecret" -}}
+{{- printf "%s-tls" (include "mamori.webhook.fullname" .) }}
+{{- end }}
+
+{{/* The operator's CA Secret (certificates.mode=operator), or cert-manager's CA (certManager). */}}
+{{- define "mamori.webhook.caSecret" -}}
+{{- printf "%s-ca" (include "mamori.webhook.fullname" .) }}
+{{- end }}
+
+{{- define "mamori.webhook.configurationName" -}}
+{{- include "mamori.fullname" . }}
+{{- end }}
+
+{{- define "mamori.operator.leaseName" -}}
+{{- include "mamori.operator.fullname" . }}
+{{- end }}
+
+{{/*
+Labels: the recommended app.kubernetes.io set, from this one helper. Call with
+(dict "context" $ "component" "webhook").
+*/}}
+{{- define "mamori.labels" -}}
+helm.sh/chart: {{ include "mamori.chart" .context }}
+{{ include "mamori.selectorLabels" . }}
+app.kubernetes.io/version: {{ .context.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .context.Release.Service }}
+app.kubernetes.io/part-of: mamori
+{{- with .context.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The subset that never changes across upgrades (Deployment selectors are immutable). */}}
+{{- define "mamori.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mamori.name" .context }}
+app.kubernetes.io/instance: {{ .context.Release.Name }}
+{{- with .component }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/* The image, by digest when one is given (recommended: what runs is what was scanned). */}}
+{{- define "mamori.image" -}}
+{{- $image := .Values.image }}
+{{- $tag := default .Chart.AppVersion $image.tag }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $image.repository $image.digest }}
+{{- else }}
+{{- printf "%s:%s" $image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/*
+The webhook configuration's namespaceSelector: never the cluster's own namespaces (a webhook
+that is down must not stop kube-system), nor mamori's (it must be able to heal itself).
+*/}}
+{{- define "mamori.webhook.namespaceSelector" -}}
+{{- $excluded := concat (list) .Values.webhook.excludedNamespaces }}
+{{- if .Values.webhook.excludeReleaseNamespace }}
+{{- $excluded = append $excluded (include "mamori.namespace" .) }}
+{{- end }}
+{{- $expressions := list }}
+{{- if $excluded }}
+{{- $expressions = append $expressions (dict "key" "kubernetes.io/metadata.name" "operator" "NotIn" "values" (uniq $excluded)) }}
+{{- end }}
+{{- $expressions = concat $expressions (.Values.webhook.namespaceSelector.matchExpressions | default list) }}
+{{- with .Values.webhook.namespaceSelector.matchLabels }}
+matchLabels:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if $expressions }}
+matchExpressions:
+  {{- toYaml $expressions | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The serving certificate's DNS names: the Service's, and any extra ones. */}}
+{{- define "mamori.webhook.dnsNames" -}}
+{{- $service := include "mamori.webhook.fullname" . }}
+{{- $namespace := include "mamori.namespace" . }}
+- {{ printf "%s.%s.svc" $service $namespace }}
+- {{ printf "%s.%s" $service $namespace }}
+- {{ $service }}
+{{- range .Values.certificates.extraHosts }}
+- {{ . }}
+{{- end }}
+{{- end }}
+
+{{/* Hardened security contexts shared by every container of the chart. */}}
+{{- define "mamori.podSecurityContext" -}}
+{{- toYaml .Values.podSecurityContext }}
+{{- end }}
+
+{{- define "mamori.containerSecurityContext" -}}
+{{- toYaml .Values.containerSecurityContext }}
+{{- end }}
