@@ -10,9 +10,10 @@ allowed value", and rules report the latter as a violation (fail closed).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from mamori.images import ImageReference, InvalidReference
 from mamori.podspec import ContainerRef, PodContext, as_mapping
 from mamori.podspec import Scope as Scope  # re-exported: the rules import it from here
 
@@ -79,3 +80,21 @@ def item_name(item: Mapping[str, Any], *, index: int, kind: str) -> str:
     """The ``name`` of a volume or similar list item, or its position when it has none."""
     name = item.get("name")
     return name if isinstance(name, str) and name else f"{kind}[{index}]"
+
+
+def parsed_images(pod: PodContext) -> Iterator[tuple[ContainerRef, str, ImageReference]]:
+    """Every container whose image parses, with the image as written and as parsed.
+
+    Missing and unparsable images are left to ``image-reference``, which denies them: the
+    registry and digest rules judge only what they can read, so each problem is reported once.
+    """
+    for container in pod.containers():
+        image = container.spec.get("image")
+        if not isinstance(image, str):
+            continue
+        try:
+            reference = container.image_reference()
+        except InvalidReference:
+            continue
+        if reference is not None:
+            yield container, image, reference

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mamori.findings import Finding
-from mamori.images import InvalidReference
 from mamori.podspec import PodContext
+from mamori.rules._common import parsed_images
 from mamori.rules.registry import Level, RuleSettings, rule
 
 REQUIRED_ALGORITHM = "sha256"
@@ -29,16 +29,7 @@ HOW_TO_PIN = "find the digest with `crane digest IMAGE` or `docker buildx imaget
 def check_image_digest(pod: PodContext, settings: RuleSettings) -> Iterator[Finding]:
     if not settings.require_image_digest:
         return
-    for container in pod.containers():
-        image = container.spec.get("image")
-        if not isinstance(image, str):
-            continue
-        try:
-            reference = container.image_reference()
-        except InvalidReference:
-            continue
-        if reference is None:
-            continue
+    for container, image, reference in parsed_images(pod):
         algorithm = reference.digest_algorithm
         if algorithm == REQUIRED_ALGORITHM:
             continue

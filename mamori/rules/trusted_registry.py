@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mamori.findings import Finding
-from mamori.images import InvalidReference
 from mamori.podspec import PodContext
+from mamori.rules._common import parsed_images
 from mamori.rules.registry import Level, RuleSettings, rule
 
 
@@ -26,16 +26,7 @@ def check_trusted_registry(pod: PodContext, settings: RuleSettings) -> Iterator[
     patterns = settings.trusted_registries
     if not patterns:
         return
-    for container in pod.containers():
-        image = container.spec.get("image")
-        if not isinstance(image, str):
-            continue
-        try:
-            reference = container.image_reference()
-        except InvalidReference:
-            continue
-        if reference is None:
-            continue
+    for container, image, reference in parsed_images(pod):
         if any(pattern.matches(reference) for pattern in patterns):
             continue
         allowed = ", ".join(str(pattern) for pattern in patterns)
