@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from mamori.findings import Finding
 from mamori.images import ImageReference, InvalidReference
 from mamori.podspec import ContainerRef, PodContext, as_mapping
 from mamori.podspec import Scope as Scope  # re-exported: the rules import it from here
@@ -98,3 +99,32 @@ def parsed_images(pod: PodContext) -> Iterator[tuple[ContainerRef, str, ImageRef
             continue
         if reference is not None:
             yield container, image, reference
+
+
+def disallowed_profile(
+    scope: Scope, *, key: str, allowed: tuple[str, ...], fix: str
+) -> Finding | None:
+    """A ``securityContext.<key>`` (seccompProfile, appArmorProfile) whose type is not allowed.
+
+    Absent is fine here (whether a profile is required is the calling rule's business); a value
+    that is not an object, or whose ``type`` is not in ``allowed``, is a finding.
+    """
+    profile = scope.security_context.get(key)
+    if profile is None:
+        return None
+    if not isinstance(profile, Mapping):
+        return Finding(
+            field=scope.field(key),
+            container=scope.container,
+            message=f"{scope.label} securityContext.{key} must be an object, got "
+            f"{show(profile)}; {fix}",
+        )
+    profile_type = profile.get("type")
+    if profile_type in allowed:
+        return None
+    return Finding(
+        field=scope.field(key, "type"),
+        container=scope.container,
+        message=f"{scope.label} must not set securityContext.{key}.type to "
+        f"{show(profile_type)}; {fix}",
+    )

@@ -11,14 +11,13 @@ Spec (baseline):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from mamori.findings import Finding
 from mamori.podspec import PodContext
-from mamori.rules._common import Scope, scopes, show
+from mamori.rules._common import disallowed_profile, scopes, show
 from mamori.rules.registry import Level, RuleSettings, rule
 
 ALLOWED_TYPES = ("RuntimeDefault", "Localhost")
+FIX = "set appArmorProfile.type to RuntimeDefault (or Localhost with localhostProfile)"
 ANNOTATION_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
 RUNTIME_DEFAULT_ANNOTATION = "runtime/default"
 LOCALHOST_ANNOTATION_PREFIX = "localhost/"
@@ -30,32 +29,18 @@ LOCALHOST_ANNOTATION_PREFIX = "localhost/"
     summary="AppArmor profile is RuntimeDefault or Localhost when set",
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    findings = [finding for scope in scopes(pod) if (finding := _field(scope)) is not None]
+    findings = [
+        finding
+        for scope in scopes(pod)
+        if (
+            finding := disallowed_profile(
+                scope, key="appArmorProfile", allowed=ALLOWED_TYPES, fix=FIX
+            )
+        )
+        is not None
+    ]
     findings.extend(_annotations(pod))
     return findings
-
-
-def _field(scope: Scope) -> Finding | None:
-    profile = scope.security_context.get("appArmorProfile")
-    if profile is None:
-        return None
-    fix = "set appArmorProfile.type to RuntimeDefault (or Localhost with localhostProfile)"
-    if not isinstance(profile, Mapping):
-        return Finding(
-            field=scope.field("appArmorProfile"),
-            container=scope.container,
-            message=f"{scope.label} securityContext.appArmorProfile must be an object, got "
-            f"{show(profile)}; {fix}",
-        )
-    profile_type = profile.get("type")
-    if profile_type in ALLOWED_TYPES:
-        return None
-    return Finding(
-        field=scope.field("appArmorProfile", "type"),
-        container=scope.container,
-        message=f"{scope.label} must not set securityContext.appArmorProfile.type to "
-        f"{show(profile_type)}; {fix}",
-    )
 
 
 def _annotations(pod: PodContext) -> list[Finding]:

@@ -16,11 +16,15 @@ kubelet ignores them since Kubernetes 1.27. Messages say so when such an annotat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from mamori.findings import Finding
 from mamori.podspec import PodContext
-from mamori.rules._common import Scope, container_scopes, is_windows, pod_scope, show
+from mamori.rules._common import (
+    Scope,
+    container_scopes,
+    disallowed_profile,
+    is_windows,
+    pod_scope,
+)
 from mamori.rules.registry import Level, RuleSettings, rule
 
 ALLOWED_TYPES = ("RuntimeDefault", "Localhost")
@@ -37,7 +41,7 @@ FIX = "set securityContext.seccompProfile.type: RuntimeDefault (or Localhost)"
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
     findings: list[Finding] = []
     pod_level = pod_scope(pod)
-    if (finding := _explicitly_bad(pod_level)) is not None:
+    if (finding := _disallowed(pod_level)) is not None:
         findings.append(finding)
     demand_profile = (
         settings.restricted
@@ -46,33 +50,11 @@ def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
     )
     for scope in container_scopes(pod):
         if scope.security_context.get("seccompProfile") is not None:
-            if (finding := _explicitly_bad(scope)) is not None:
+            if (finding := _disallowed(scope)) is not None:
                 findings.append(finding)
         elif demand_profile:
             findings.append(_missing(pod, scope))
     return findings
-
-
-def _explicitly_bad(scope: Scope) -> Finding | None:
-    profile = scope.security_context.get("seccompProfile")
-    if profile is None:
-        return None
-    if not isinstance(profile, Mapping):
-        return Finding(
-            field=scope.field("seccompProfile"),
-            container=scope.container,
-            message=f"{scope.label} securityContext.seccompProfile must be an object, got "
-            f"{show(profile)}; {FIX}",
-        )
-    profile_type = profile.get("type")
-    if profile_type in ALLOWED_TYPES:
-        return None
-    return Finding(
-        field=scope.field("seccompProfile", "type"),
-        container=scope.container,
-        message=f"{scope.label} must not set securityContext.seccompProfile.type to "
-        f"{show(profile_type)}; {FIX}",
-    )
 
 
 def _missing(pod: PodContext, scope: Scope) -> Finding:
@@ -93,3 +75,7 @@ def _missing(pod: PodContext, scope: Scope) -> Finding:
         f"securityContext.seccompProfile.type: RuntimeDefault (or Localhost) on the pod or "
         f"{scope.label}{note}",
     )
+
+
+def _disallowed(scope: Scope) -> Finding | None:
+    return disallowed_profile(scope, key="seccompProfile", allowed=ALLOWED_TYPES, fix=FIX)

@@ -15,27 +15,17 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
-import signal
-import socket
-import ssl
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from mamori.localca import LocalCA
 from tests.cluster_fixtures import Kubectl, NamespaceFactory
 from tests.helpers import wait_for
+from tests.webhook.served import Pki, Served, start_webhook, write_policy
 
 pytestmark = pytest.mark.integration
 
@@ -156,87 +146,25 @@ def policy(name: str, *, enforcement: str) -> dict[str, Any]:
 # -- the webhook process and its registration --------------------------------------------------
 
 
-@dataclass
-class Webhook:
-    """A running ``mamori webhook`` process and what the API server needs to call it."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    ca_pem: bytes
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        """SIGTERM its process group, SIGKILL after 30 s; return the exit status."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-        return self.process.wait()
-
-
 @contextmanager
-def running_webhook(*, policies: list[dict[str, Any]], directory: Path) -> Iterator[Webhook]:
+def running_webhook(*, policies: list[dict[str, Any]], directory: Path) -> Iterator[Served]:
     """Start ``mamori webhook`` on a loopback port with a test CA's certificate; stop it after."""
     directory.mkdir(parents=True, exist_ok=True)
-    ca = LocalCA("mamori-webhook-test-ca")
-    ca.issue_server("mamori-webhook", hosts=("127.0.0.1",)).write(
-        certificate=directory / "tls.crt", key=directory / "tls.key"
+    pki = Pki(directory)
+    pki.write_initial()
+    webhook = start_webhook(
+        pki=pki,
+        log_file=directory / "webhook.log",
+        policy_file=write_policy(directory / "policy.yaml", *policies),
     )
-    (directory / "policy.yaml").write_text(yaml.safe_dump_all(policies))
-    port = free_loopback_port()
-    argv = [
-        sys.executable, "-m", "mamori.cli", "webhook",
-        "--listen", f"127.0.0.1:{port}",
-        "--tls-cert", str(directory / "tls.crt"),
-        "--tls-key", str(directory / "tls.key"),
-        "--policy", str(directory / "policy.yaml"),
-        "--workers", "1",
-        "--threads", "4",
-    ]  # fmt: skip
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("MAMORI_")}
-    log_path = directory / "webhook.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environment,
-            start_new_session=True,
-        )
-    webhook = Webhook(process, f"https://127.0.0.1:{port}", ca.certificate_pem, log_path)
-    context = ssl.create_default_context(cadata=ca.certificate_pem.decode())
     try:
-        wait_for(
-            lambda: webhook_ready(webhook, context),
-            timeout=60,
-            interval=0.2,
-            message=f"mamori webhook ready at {webhook.url}/readyz",
-        )
         yield webhook
     finally:
         webhook.stop()
 
 
-def webhook_ready(webhook: Webhook, context: ssl.SSLContext) -> bool:
-    if webhook.process.poll() is not None:
-        raise AssertionError(
-            f"mamori webhook exited {webhook.process.returncode}:\n{webhook.log()}"
-        )
-    try:
-        with urllib.request.urlopen(f"{webhook.url}/readyz", timeout=2, context=context) as answer:
-            return bool(answer.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def webhook_configuration(
-    *, name: str, webhook: Webhook, selector_value: str, failure_policy: str = "Fail"
+    *, name: str, webhook: Served, selector_value: str, failure_policy: str = "Fail"
 ) -> dict[str, Any]:
     rules = [{**rule, "operations": ["CREATE", "UPDATE"]} for rule in WEBHOOK_RULES]
     return {
@@ -261,8 +189,8 @@ def webhook_configuration(
     }
 
 
-def webhook_ca_bundle(webhook: Webhook) -> str:
-    return base64.b64encode(webhook.ca_pem).decode()
+def webhook_ca_bundle(webhook: Served) -> str:
+    return base64.b64encode(webhook.ca_file.read_bytes()).decode()
 
 
 @contextmanager
@@ -273,12 +201,6 @@ def registered(kubectl: Kubectl, configuration: dict[str, Any]) -> Iterator[str]
         yield name
     finally:
         kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")
-
-
-def free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def apply(kubectl: Kubectl, namespace: str, manifest: Mapping[str, Any], *extra: str) -> Any:
