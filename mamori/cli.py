@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import sys
 from collections.abc import Sequence
 
 from mamori import __version__
-from mamori.check import EXIT_ERROR, run_check, write_json, write_text
+from mamori.check import EXIT_ERROR, judge, write_json, write_text
+from mamori.manifests import InputError, ReadLimits
 from mamori.policy import PolicyError, default_policy, load_policy_file
 
 # Subcommands implemented in their own packages: name → (module, help).
@@ -87,19 +89,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def command_check(args: argparse.Namespace) -> int:
+    # Names and values come from the user's files: never let one that cannot be encoded
+    # (a non-UTF-8 file name, a lone surrogate) crash the report on a strict-UTF-8 stdout.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     try:
         policies = load_policy_file(args.policy) if args.policy else [default_policy()]
     except (PolicyError, OSError) as error:
         print(f"mamori: error: {error}", file=sys.stderr)
         return EXIT_ERROR
-    report = run_check(args.paths, policies, default_namespace=args.namespace)
-    for problem in report.errors:
-        print(f"mamori: error: {problem.render()}", file=sys.stderr)
-    if args.output == "json":
-        write_json(report, sys.stdout)
-    else:
-        write_text(report, sys.stdout)
-    return report.exit_code
+    outcomes = judge(args.paths, policies, default_namespace=args.namespace, limits=ReadLimits())
+    write = write_json if args.output == "json" else write_text
+    tally = write(outcomes, sys.stdout, on_error=print_input_error)
+    return tally.exit_code
+
+
+def print_input_error(problem: InputError) -> None:
+    print(f"mamori: error: {problem.render()}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 
@@ -88,3 +90,75 @@ class Decision:
     @property
     def audits(self) -> tuple[Violation, ...]:
         return tuple(v for v in self.violations if v.enforcement is Enforcement.AUDIT)
+
+
+class _Text(str):
+    """Output already rendered, as opposed to a value still to render."""
+
+
+def render_value(value: object, *, limit: int) -> str:
+    """``value`` as compact JSON (keys sorted), cut to ``limit`` characters with ``...``.
+
+    Messages quote what the user wrote, and what they wrote may be a YAML alias bomb or a
+    thousand levels deep: rendering walks the value with an explicit stack of iterators and stops
+    as soon as ``limit`` is passed, so the work is bounded by the limit, never by the value.
+    """
+    pieces: list[str] = []
+    length = 0
+    stack: list[Iterator[object]] = [iter((value,))]
+    while stack and length <= limit:
+        try:
+            item = next(stack[-1])
+        except StopIteration:
+            stack.pop()
+            continue
+        if isinstance(item, _Text):
+            text: str = item
+        elif isinstance(item, Mapping):
+            text = "{"
+            stack.append(_mapping_parts(item))
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            text = "["
+            stack.append(_sequence_parts(item))
+        else:
+            text = _scalar(item, limit=limit)
+        pieces.append(text)
+        length += len(text)
+    rendered = "".join(pieces)
+    if stack or len(rendered) > limit:
+        return rendered[: max(limit - 3, 0)] + "..."
+    return rendered
+
+
+def _mapping_parts(mapping: Mapping[object, object]) -> Iterator[object]:
+    for position, key in enumerate(sorted(mapping, key=_key_text)):
+        yield _Text(f"{', ' if position else ''}{json.dumps(_key_text(key))}: ")
+        yield mapping[key]
+    yield _Text("}")
+
+
+def _sequence_parts(items: Iterable[object]) -> Iterator[object]:
+    for position, item in enumerate(items):
+        if position:
+            yield _Text(", ")
+        yield item
+    yield _Text("]")
+
+
+def _key_text(key: object) -> str:
+    """Mapping keys as JSON writes them (``true``, ``1``), other objects as ``str()``."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)
+    return str(key)
+
+
+def _scalar(value: object, *, limit: int) -> str:
+    if value is None or isinstance(value, (bool, int, float)):
+        try:
+            return json.dumps(value)
+        except ValueError:  # an integer past Python's int-to-text digit limit
+            return "<integer too long to show>"
+    text = value if isinstance(value, str) else str(value)
+    return json.dumps(text[: limit + 1])

@@ -1,22 +1,63 @@
-"""Read Kubernetes manifests from files, directories and stdin, remembering where each came from.
+"""Read Kubernetes manifests the way kubectl does, remembering where each object came from.
 
-``mamori check`` must say which file and line a problem is in, and must keep going past a bad
-file so one typo does not hide the verdict on everything else.
+``mamori check`` is only worth running if it judges exactly what ``kubectl apply -f`` would
+create, so reading mirrors kubectl (k8s.io/apimachinery and cli-runtime):
+
+- A file is cut into documents at lines that start with ``---`` followed by nothing but spaces
+  or a comment (``---# x: y`` too, which a YAML parser alone reads as a mapping key); any other
+  text after ``---`` is an error, as in kubectl.
+- Any object with an ``items`` key is a list, whatever its ``kind`` (a ConfigMap or a Pod with
+  ``items`` creates only the items). Items that name neither kind nor apiVersion take the list's
+  kind without its ``List`` suffix and the list's apiVersion (``PodList`` items are Pods). A list
+  without a kind, items that are not a list of objects, and a list inside a list are refused,
+  as kubectl refuses them.
+
+Reading is bounded so that a hostile file cannot exhaust memory (see :class:`ReadLimits`):
+a document larger than ``max_document_bytes`` is refused, YAML alias expansion is refused past
+the ratio go-yaml (kubectl's YAML decoder) allows, and nesting past ``max_depth`` is refused.
+Documents are produced one at a time, so a large file is never held in memory whole.
+Problems name the file and line, and never stop the other files from being judged.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"
 SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+SEPARATOR = b"---"
+# What Go's unicode.IsSpace accepts (strings.TrimSpace in kubectl's YAML reader).
+GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008" + (
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+# go-yaml v2 (sigs.k8s.io/yaml → kubectl) refuses a document once more than this share of its
+# decoded nodes came from alias expansion: 99% up to 400,000 nodes, falling to 10% at 4,000,000.
+ALIAS_RATIO_LOW, ALIAS_RATIO_HIGH = 400_000, 4_000_000
+LIBYAML_MAX_DEPTH = 1000  # the C parser refuses deeper nesting as written
+COUNT_CAP = 10**15  # expanded counts saturate here; a bomb's true size need not be computed
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLimits:
+    """How much one document may cost to read; past a limit it is an input error (exit 2).
+
+    ``max_document_bytes``: one YAML/JSON document (a ``kind: List`` counts as one).
+    ``max_depth``: nesting of mappings and lists, counted after alias expansion.
+    """
+
+    max_document_bytes: int = 32 * 1024 * 1024
+    max_depth: int = LIBYAML_MAX_DEPTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +84,19 @@ class InputError:
         return f"{where}: {self.message}"
 
 
+class DocumentRefused(ValueError):
+    """A document too deep or too aliased to read safely; ``node`` is where that showed."""
+
+    def __init__(self, message: str, *, node: Node) -> None:
+        super().__init__(message)
+        self.line = node.start_mark.line  # 0-based, within the parsed chunk
+
+
+def display_name(path: str) -> str:
+    """A file name fit for any terminal: undecodable bytes are shown as ``\\xNN`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def expand_paths(paths: list[str]) -> Iterator[str | InputError]:
     """Yield manifest file names in a stable order; directories are walked recursively."""
     for raw in paths:
@@ -55,44 +109,247 @@ def expand_paths(paths: list[str]) -> Iterator[str | InputError]:
                 str(p) for p in path.rglob("*") if p.suffix in MANIFEST_SUFFIXES and p.is_file()
             )
             if not found:
-                yield InputError(raw, "directory has no *.yaml, *.yml or *.json files")
+                yield InputError(
+                    display_name(raw), "directory has no *.yaml, *.yml or *.json files"
+                )
             yield from found
         elif path.is_file():
             yield raw
         else:
-            yield InputError(raw, "no such file or directory")
+            yield InputError(display_name(raw), "no such file or directory")
 
 
-def read_documents(source: str) -> Iterator[Document | InputError]:
-    """Parse every YAML/JSON document of one source; ``kind: List`` is flattened."""
+def read_documents(
+    source: str, *, limits: ReadLimits | None = None
+) -> Iterator[Document | InputError]:
+    """Yield every object of one source, one at a time, as kubectl would apply them."""
+    name = "<stdin>" if source == STDIN else display_name(source)
+    for index, value in enumerate(read_values(source, limits=limits)):
+        if isinstance(value, InputError):
+            yield value
+            return
+        body, line = value
+        yield from _objects_of(body, source=name, index=index, line=line)
+
+
+def read_values(
+    source: str, *, limits: ReadLimits | None = None
+) -> Iterator[tuple[object, int] | InputError]:
+    """Yield each YAML/JSON document of a file (or ``-``) as a value with its first line.
+
+    Reading stops at the first error, which is yielded last: kubectl stops there too.
+    """
+    limits = limits or ReadLimits()
+    name = "<stdin>" if source == STDIN else display_name(source)
     try:
-        text = sys.stdin.read() if source == STDIN else Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        yield InputError(source, f"cannot read: {error}")
+        stream: IO[bytes] = sys.stdin.buffer if source == STDIN else open(source, "rb")  # noqa: SIM115
+    except OSError as error:
+        yield InputError(name, f"cannot read: {error.strerror or error}")
         return
-    name = "<stdin>" if source == STDIN else source
-    loader = SafeLoader(text)
-    index = 0
     try:
+        for chunk in _chunks(stream, name=name, limits=limits):
+            if isinstance(chunk, InputError):
+                yield chunk
+                return
+            first_line, data = chunk
+            for value in _parse_chunk(data, name=name, first_line=first_line, limits=limits):
+                yield value
+                if isinstance(value, InputError):
+                    return
+    except OSError as error:
+        yield InputError(name, f"cannot read: {error.strerror or error}")
+    finally:
+        if source != STDIN:
+            stream.close()
+
+
+def _chunks(
+    stream: IO[bytes], *, name: str, limits: ReadLimits
+) -> Iterator[tuple[int, bytes] | InputError]:
+    """Cut a stream into documents where kubectl's YAML reader does, within the size limit."""
+    buffer = bytearray()
+    line_number = 0
+    first_line = 1
+    while True:
+        line = stream.readline(limits.max_document_bytes + 1 - len(buffer))
+        if not line:
+            break
+        line_number += 1
+        if line.startswith(SEPARATOR):
+            rest = line[len(SEPARATOR) :].decode("utf-8", "replace").lstrip(GO_SPACE)
+            if rest and not rest.startswith("#"):
+                yield InputError(
+                    name,
+                    f"invalid document separator {rest.strip()[:40]!r} (kubectl refuses it too)",
+                    line=line_number,
+                )
+                return
+            if buffer:
+                yield first_line, bytes(buffer)
+                buffer.clear()
+            first_line = line_number + 1
+            continue
+        buffer += line
+        if len(buffer) > limits.max_document_bytes:
+            yield InputError(
+                name,
+                f"document is larger than {_size(limits.max_document_bytes)}, the most "
+                "mamori check reads in one document",
+                line=first_line,
+            )
+            return
+    if buffer:
+        yield first_line, bytes(buffer)
+
+
+def _parse_chunk(
+    data: bytes, *, name: str, first_line: int, limits: ReadLimits
+) -> Iterator[tuple[object, int] | InputError]:
+    """Parse one chunk's YAML (or JSON) documents, refusing bombs before building values."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = first_line + data.count(b"\n", 0, error.start)
+        yield InputError(name, f"is not UTF-8 text (byte {error.start} of the document)", line=line)
+        return
+    if text.lstrip(GO_SPACE + "\ufeff").startswith("{"):
+        values = _json_values(text, first_line=first_line)
+        if values is not None:
+            yield from values
+            return
+    loader: yaml.SafeLoader | None = None
+    line = first_line
+    try:
+        loader = SafeLoader(text)
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 break
-            line = node.start_mark.line + 1
-            body = loader.construct_document(node)
-            yield from _documents_of(body, source=name, index=index, line=line)
-            index += 1
+            line = first_line + node.start_mark.line
+            # Without anchors there are no aliases to expand, and libyaml bounds the depth.
+            if b"&" in data or limits.max_depth < LIBYAML_MAX_DEPTH:
+                check_node_limits(node, limits=limits)
+            yield loader.construct_document(node), line
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or str(error)
-        yield InputError(name, f"invalid YAML: {problem}", line=mark.line + 1 if mark else None)
+        where = first_line + mark.line if mark else None
+        yield InputError(name, f"invalid YAML: {problem}", line=where)
+    except DocumentRefused as error:
+        yield InputError(name, str(error), line=first_line + error.line)
+    except (ValueError, RecursionError) as error:  # e.g. an integer past Python's digit limit
+        yield InputError(name, f"cannot read a value: {error}", line=line)
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
-def _documents_of(
+def _json_values(text: str, *, first_line: int) -> list[tuple[object, int]] | None:
+    """A chunk that is a stream of JSON objects, parsed as JSON (as kubectl does); else None.
+
+    YAML reads most JSON the same, but not all (``"\\ud83d\\ude00"`` surrogate pairs,
+    ``1e3``), and kubectl decodes such a file as JSON.
+    """
+    decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+    values: list[tuple[object, int]] = []
+    position = 0
+    try:
+        while True:
+            while position < len(text) and text[position] in GO_SPACE + "\ufeff":
+                position += 1
+            if position == len(text):
+                return values
+            value, end = decoder.raw_decode(text, position)
+            values.append((value, first_line + text.count("\n", 0, position)))
+            position = end
+    except (ValueError, RecursionError):
+        return None
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def check_node_limits(root: Node, *, limits: ReadLimits) -> None:
+    """Refuse a composed YAML document whose alias expansion or nesting is out of bounds.
+
+    Aliases are shared in the composed graph, so this costs one visit per written node, however
+    large the expansion; the counts are those go-yaml keeps while decoding (every node decoded,
+    and those decoded inside an alias), so a document kubectl reads is read here too.
+    """
+    # id(node) → (nodes decoded, of which inside aliases, depth), once the node is complete.
+    done: dict[int, tuple[int, int, int]] = {}
+    defined_in: dict[int, tuple[int, int]] = {}  # first occurrence: (id(parent), position)
+    open_nodes: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if not children_done:
+            if key in open_nodes:
+                raise DocumentRefused("an alias refers to a node that contains it", node=node)
+            if key in done:
+                continue
+            open_nodes.add(key)
+            stack.append((node, True))
+            for position in range(len(children) - 1, -1, -1):
+                child = children[position]
+                if id(child) in open_nodes:
+                    raise DocumentRefused("an alias refers to a node that contains it", node=child)
+                if id(child) not in done and id(child) not in defined_in:
+                    defined_in[id(child)] = (key, position)
+                stack.append((child, False))
+            continue
+        decoded, aliased, depth = 1, 0, 0
+        for position, child in enumerate(children):
+            child_decoded, child_aliased, child_depth = done[id(child)]
+            depth = max(depth, child_depth)
+            if defined_in.get(id(child)) == (key, position):
+                decoded += child_decoded
+                aliased += child_aliased
+            else:  # an alias: go-yaml decodes the alias node, then the whole target again
+                decoded += 1 + child_decoded
+                aliased += child_decoded
+        decoded, aliased = min(decoded, COUNT_CAP), min(aliased, COUNT_CAP)
+        if isinstance(node, (MappingNode, SequenceNode)):
+            depth += 1
+        if depth > limits.max_depth:
+            raise DocumentRefused(
+                f"values are nested more than {limits.max_depth} levels deep (aliases expanded)",
+                node=node,
+            )
+        if aliased > 100 and decoded > 1000 and aliased / decoded > _allowed_alias_ratio(decoded):
+            raise DocumentRefused(
+                f"YAML aliases expand this value to {decoded:,} nodes or more, "
+                f"{aliased / decoded:.0%} of them copies: refused as an alias bomb "
+                "(kubectl's YAML decoder refuses it too)",
+                node=node,
+            )
+        open_nodes.discard(key)
+        done[key] = (decoded, aliased, depth)
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _allowed_alias_ratio(decoded: int) -> float:
+    if decoded <= ALIAS_RATIO_LOW:
+        return 0.99
+    if decoded >= ALIAS_RATIO_HIGH:
+        return 0.10
+    return 0.99 - 0.89 * (decoded - ALIAS_RATIO_LOW) / (ALIAS_RATIO_HIGH - ALIAS_RATIO_LOW)
+
+
+def _objects_of(
     body: object, *, source: str, index: int, line: int
 ) -> Iterator[Document | InputError]:
+    """The objects kubectl would apply from one decoded document."""
     if body is None:
         return
     if not isinstance(body, Mapping):
@@ -100,17 +357,53 @@ def _documents_of(
             source, f"document {index} is a {type(body).__name__}, not an object", line=line
         )
         return
-    if body.get("kind") == "List" or (
-        str(body.get("kind", "")).endswith("List") and isinstance(body.get("items"), list)
-    ):
-        items = body.get("items")
-        if not isinstance(items, list):
-            yield InputError(source, f"document {index}: List has no items list", line=line)
-            return
-        for position, item in enumerate(items):
-            if isinstance(item, Mapping):
-                yield Document(source, index, line, item, item=position)
-            else:
-                yield InputError(source, f"document {index} item {position} is not an object", line)
+    if "items" not in body:
+        yield Document(source, index, line, body)
         return
-    yield Document(source, index, line, body)
+    kind = body.get("kind")
+    if not isinstance(kind, str) or not kind:
+        yield InputError(
+            source, f"document {index} has items but no kind (kubectl refuses it)", line=line
+        )
+        return
+    items = body["items"]
+    if items is None:
+        return
+    if not isinstance(items, list):
+        yield InputError(source, f"document {index}: items must be a list of objects", line=line)
+        return
+    api_version = body.get("apiVersion")
+    objects: list[Mapping[str, Any]] = []
+    for position, item in enumerate(items):
+        if item is None:
+            item = {}
+        if not isinstance(item, Mapping):
+            yield InputError(
+                source, f"document {index} item {position} is not an object", line=line
+            )
+            return
+        if isinstance(item.get("items"), list):
+            yield InputError(
+                source,
+                f"document {index} item {position} is a list inside a list (kubectl refuses it)",
+                line=line,
+            )
+            return
+        if not _names(item.get("kind")) and not _names(item.get("apiVersion")):
+            item = {
+                **item,
+                "kind": kind.removesuffix("List"),
+                "apiVersion": api_version if isinstance(api_version, str) else "",
+            }
+        objects.append(item)
+    for position, item in enumerate(objects):
+        yield Document(source, index, line, item, item=position)
+
+
+def _names(value: object) -> bool:
+    """Whether a kind or apiVersion field is set as kubectl reads it (a non-empty string)."""
+    return isinstance(value, str) and bool(value)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"

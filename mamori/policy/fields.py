@@ -6,6 +6,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
+from mamori.findings import render_value
 from mamori.policy.errors import PolicyError
 
 Member = TypeVar("Member", bound=enum.StrEnum)
@@ -38,7 +39,8 @@ def parse_members(
     members: list[Member] = []
     for index, item in enumerate(items):
         if not isinstance(item, str) or item not in {m.value for m in kind}:
-            raise PolicyError(f"{path}[{index}]", f"must be {expected}, got {item!r}")
+            shown = render_value(item, limit=80)
+            raise PolicyError(f"{path}[{index}]", f"must be {expected}, got {shown}")
         member = kind(item)
         if member in members:
             raise PolicyError(f"{path}[{index}]", f'"{member}" is listed twice')

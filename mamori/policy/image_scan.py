@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mamori.policy.errors import PolicyError
+from mamori.policy.errors import PolicyError, shown
 from mamori.policy.fields import parse_members, read_section
 
 FIELDS = frozenset({"providers", "severityThreshold", "cacheTTL", "rescanInterval"})
@@ -78,7 +78,7 @@ def parse_image_scan(value: object, *, path: str) -> ImageScanSpec | None:
     if not isinstance(threshold, str) or threshold not in {t.name for t in THRESHOLDS}:
         choices = ", ".join(t.name for t in THRESHOLDS)
         raise PolicyError(
-            f"{path}.severityThreshold", f"must be one of {choices}, got {threshold!r}"
+            f"{path}.severityThreshold", f"must be one of {choices}, got {shown(threshold)}"
         )
     return ImageScanSpec(
         providers=_providers(section.get("providers"), path=f"{path}.providers"),
@@ -105,9 +105,10 @@ def parse_duration(value: object, *, path: str) -> int:
         hours, minutes, secs = (int(match.group(k) or 0) for k in ("h", "m", "s"))
         seconds = hours * 3600 + minutes * 60 + secs
     else:
-        raise PolicyError(path, f'must be a duration such as "30s", "5m" or "1h30m", got {value!r}')
+        expected = 'a duration such as "30s", "5m" or "1h30m"'
+        raise PolicyError(path, f"must be {expected}, got {shown(value)}")
     if seconds < MIN_INTERVAL_SECONDS:
-        raise PolicyError(path, f"must be at least {MIN_INTERVAL_SECONDS}s, got {value!r}")
+        raise PolicyError(path, f"must be at least {MIN_INTERVAL_SECONDS}s, got {shown(value)}")
     return seconds
 
 

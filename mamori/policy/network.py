@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mamori.policy.errors import PolicyError
+from mamori.policy.errors import PolicyError, shown
 from mamori.policy.fields import parse_members, read_section
 from mamori.policy.selector import LabelSelector
 
@@ -173,7 +173,7 @@ def _directions(value: object, *, path: str) -> frozenset[Direction]:
 def _bool(section: Mapping[str, Any], key: str, *, default: bool, path: str) -> bool:
     value = section.get(key, default)
     if not isinstance(value, bool):
-        raise PolicyError(f"{path}.{key}", f"must be true or false, got {value!r}")
+        raise PolicyError(f"{path}.{key}", f"must be true or false, got {shown(value)}")
     return value
 
 
@@ -186,7 +186,7 @@ def _cidrs(value: object, *, path: str, block_metadata: bool) -> tuple[Network, 
     for index, item in enumerate(value):
         where = f"{path}[{index}]"
         if not isinstance(item, str) or "/" not in item:
-            raise PolicyError(where, f"must be a CIDR such as 10.0.0.0/8, got {item!r}")
+            raise PolicyError(where, f"must be a CIDR such as 10.0.0.0/8, got {shown(item)}")
         try:
             network = ipaddress.ip_network(item, strict=True)
         except ValueError as error:

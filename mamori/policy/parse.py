@@ -13,10 +13,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mamori.findings import Enforcement
+from mamori.findings import Enforcement, render_value
 from mamori.images import InvalidRegistryPattern, RegistryPattern
+from mamori.manifests import InputError, ReadLimits, display_name, read_values
 from mamori.policy.errors import PolicyError
 from mamori.policy.model import API_VERSION, KIND, Policy
 from mamori.policy.selector import LabelSelector
@@ -41,6 +40,9 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 SectionParser = Callable[..., Any]
+MAX_SHOWN = 80  # characters of a wrong value quoted in an error message
+# A policy is a few dozen lines: far tighter bounds than for manifests.
+POLICY_READ_LIMITS = ReadLimits(max_document_bytes=1024 * 1024, max_depth=64)
 
 
 def section_parsers() -> Mapping[str, SectionParser]:
@@ -69,7 +71,7 @@ def parse_policy(document: Mapping[str, Any]) -> Policy:
     if len(name) > 253 or not DNS_SUBDOMAIN.match(name):
         raise PolicyError(
             "metadata.name",
-            f"must be a lower-case DNS subdomain (a-z, 0-9, '-', '.'), got {name!r}",
+            f"must be a lower-case DNS subdomain (a-z, 0-9, '-', '.'), got {_show(name)}",
         )
     spec = document.get("spec", {})
     if spec is None:
@@ -143,7 +145,7 @@ def _parse_registries(value: object) -> Iterator[RegistryPattern]:
         try:
             yield RegistryPattern.parse(entry)
         except InvalidRegistryPattern as error:
-            raise PolicyError(path, f"{error} (got {entry!r})") from None
+            raise PolicyError(path, f"{error} (got {_show(entry)})") from None
 
 
 def _parse_namespace_names(value: object, *, path: str) -> list[str]:
@@ -187,16 +189,24 @@ def load_policies(documents: Iterable[object]) -> list[Policy]:
     return policies
 
 
-def load_policy_file(path: str | Path) -> list[Policy]:
-    """Read policies from a YAML or JSON file (several documents allowed)."""
-    text = Path(path).read_text(encoding="utf-8")
-    try:
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as error:
-        raise PolicyError(str(path), f"is not valid YAML: {error}") from None
+def load_policy_file(path: str | Path, *, limits: ReadLimits = POLICY_READ_LIMITS) -> list[Policy]:
+    """Read policies from a YAML or JSON file (several documents allowed).
+
+    The file is read like a manifest (kubectl's document boundaries, bounded size, no alias
+    bombs); any problem, including text that is not UTF-8, is a :class:`PolicyError` naming it.
+    """
+    documents: list[object] = []
+    for value in read_values(str(path), limits=limits):
+        if isinstance(value, InputError):
+            where = f"{value.source}:{value.line}" if value.line else value.source
+            problem = value.message.removeprefix("invalid YAML: ")
+            if problem != value.message:
+                raise PolicyError(where, f"is not valid YAML: {problem}")
+            raise PolicyError(where, problem)
+        documents.append(value[0])
     policies = load_policies(documents)
     if not policies:
-        raise PolicyError(str(path), "contains no ClusterSecurityPolicy")
+        raise PolicyError(display_name(str(path)), "contains no ClusterSecurityPolicy")
     return policies
 
 
@@ -214,8 +224,9 @@ def _document_name(document: object) -> str | None:
 
 
 def _show(value: object) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
+    """A value for an error message, bounded however large or aliased the value is."""
     if value is None:
         return "nothing"
-    return f"{value!r} ({type(value).__name__})"
+    if isinstance(value, str):
+        return render_value(value, limit=MAX_SHOWN)
+    return f"{render_value(value, limit=MAX_SHOWN)} ({type(value).__name__})"

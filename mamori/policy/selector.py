@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mamori.policy.errors import PolicyError
+from mamori.policy.errors import PolicyError, shown
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
@@ -70,7 +70,7 @@ def _parse_expression(value: object, *, path: str) -> Requirement:
     operator = value.get("operator")
     if operator not in OPERATORS:
         raise PolicyError(
-            f"{path}.operator", f"must be one of {', '.join(OPERATORS)}, got {operator!r}"
+            f"{path}.operator", f"must be one of {', '.join(OPERATORS)}, got {shown(operator)}"
         )
     values = value.get("values") or []
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):

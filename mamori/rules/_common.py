@@ -9,11 +9,10 @@ allowed value", and rules report the latter as a violation (fail closed).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mamori.findings import Finding
+from mamori.findings import Finding, render_value
 from mamori.images import ImageReference, InvalidReference
 from mamori.podspec import ContainerRef, PodContext, as_mapping
 from mamori.podspec import Scope as Scope  # re-exported: the rules import it from here
@@ -64,12 +63,11 @@ def is_uid(value: object) -> bool:
 
 
 def show(value: object) -> str:
-    """Render a value the way the user wrote it in YAML/JSON, shortened for one-line messages."""
-    try:
-        text = json.dumps(value, sort_keys=True, default=str)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
+    """Render a value the way the user wrote it in YAML/JSON, shortened for one-line messages.
+
+    The work is bounded by ``MAX_SHOWN``, not by the value (an alias bomb, a deep nest).
+    """
+    return render_value(value, limit=MAX_SHOWN)
 
 
 def quote_all(values: list[str] | tuple[str, ...]) -> str:

@@ -91,7 +91,7 @@ def test_privileged_turns_pod_security_off() -> None:
         pytest.param(
             policy_doc(namespaceSelector={"matchExpressions": [{"key": "a", "operator": "Is"}]}),
             "spec.namespaceSelector.matchExpressions[0].operator: must be one of In, NotIn, "
-            "Exists, DoesNotExist, got 'Is'",
+            'Exists, DoesNotExist, got "Is"',
             id="selector-bad-operator",
         ),
         pytest.param(
@@ -169,3 +169,40 @@ def test_default_policy_is_restricted_enforce() -> None:
     assert policy.name == "default"
     assert policy.enforcement is Enforcement.ENFORCE
     assert policy.rules.pod_security is Level.RESTRICTED
+
+
+def test_policy_file_that_is_not_utf8_is_a_policy_error(tmp_path: Any) -> None:
+    """``mamori check --policy`` and ``mamori webhook --policy`` both rely on this (issue 9)."""
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(
+        b"apiVersion: mamori.io/v1alpha1\nkind: ClusterSecurityPolicy\nmetadata: {name: caf\xe9}\n"
+    )
+    with pytest.raises(PolicyError, match=r"latin1\.yaml:3: is not UTF-8 text"):
+        load_policy_file(latin1)
+
+
+def test_alias_bomb_in_a_policy_file_is_refused_with_a_short_error(tmp_path: Any) -> None:
+    levels = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    levels += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 8)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(
+        "apiVersion: mamori.io/v1alpha1\nkind: ClusterSecurityPolicy\nmetadata: {name: p}\n"
+        + "\n".join(levels)
+        + "\nspec:\n  exemptNamespaces: [*a7]\n"
+    )
+    with pytest.raises(PolicyError) as raised:
+        load_policy_file(bomb)
+    assert "alias" in str(raised.value) and len(str(raised.value)) < 300
+
+
+def test_wrong_values_are_quoted_within_bounds() -> None:
+    nested: Any = ["lol"] * 9
+    for _ in range(5):  # 9**6 strings: 30 MB when rendered whole, as the parser once did
+        nested = [nested] * 9
+    with pytest.raises(PolicyError) as raised:
+        parse_policy(policy_doc(exemptNamespaces=[nested]))
+    assert str(raised.value).startswith("spec.exemptNamespaces[0]: must be a namespace name, got")
+    assert len(str(raised.value)) < 200
+    with pytest.raises(PolicyError) as raised:
+        parse_policy(policy_doc(trustedRegistries=nested))
+    assert len(str(raised.value)) < 200
