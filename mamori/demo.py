@@ -384,6 +384,8 @@ def _run(scratch: Path, *, terminal: Terminal, wait: bool) -> int:
         webhook = [
             *mamori_command(), "webhook", "--listen", f"127.0.0.1:{port}",
             "--tls-cert", str(scratch / "tls.crt"), "--tls-key", str(scratch / "tls.key"),
+            # The operator runs with the admin kubeconfig here; in a cluster, its ServiceAccount.
+            "--trusted-annotation-writers", "mamori-admin",
         ]  # fmt: skip
         operator = [*mamori_command(), "operator", "--kubeconfig", str(kubeconfig)]
         with (

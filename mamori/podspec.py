@@ -19,6 +19,19 @@ EMPTY: Mapping[str, Any] = {}
 
 
 @dataclass(frozen=True, slots=True)
+class Malformed:
+    """A part of the pod whose type is not the one the API defines (judged by ``pod-structure``).
+
+    Rules treat such a part as absent so they never crash; recording it here is what makes the
+    verdict fail closed: ``containers: "x"`` must be denied, not read as "no containers".
+    """
+
+    path: str  # the full field path, as in findings
+    expected: str
+    value: object = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Scope:
     """The pod or one container, seen through its ``securityContext``.
 
@@ -87,11 +100,14 @@ class PodContext:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     spec_path: str = "spec"
     metadata_path: str = "metadata"
+    template_problems: tuple[Malformed, ...] = ()  # found above the spec, by mamori.workloads
     _containers: tuple[ContainerRef, ...] = field(init=False, repr=False, compare=False)
     _scopes: tuple[Scope, ...] = field(init=False, repr=False, compare=False)
+    _malformed: tuple[Malformed, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        containers = tuple(self._collect_containers())
+        malformed = list(self.template_problems)
+        containers = tuple(self._collect_containers(malformed))
         pod_scope = Scope(
             label="pod",
             container=None,
@@ -100,6 +116,7 @@ class PodContext:
         )
         object.__setattr__(self, "_containers", containers)
         object.__setattr__(self, "_scopes", (pod_scope, *(c.scope for c in containers)))
+        object.__setattr__(self, "_malformed", tuple(malformed))
 
     @property
     def security_context(self) -> Mapping[str, Any]:
@@ -120,14 +137,32 @@ class PodContext:
         """The pod's scope first, then each container's, in :meth:`containers` order."""
         return self._scopes
 
-    def _collect_containers(self) -> list[ContainerRef]:
+    def malformed(self) -> tuple[Malformed, ...]:
+        """Parts of the template, spec or container lists that are not of their API type."""
+        return self._malformed
+
+    def _collect_containers(self, malformed: list[Malformed]) -> list[ContainerRef]:
+        """Every container that is an object; anything else in or as a list goes to ``malformed``.
+
+        A non-object item is left out rather than judged as an empty container, so it is
+        reported once, as what it is, and not as a container with every field missing.
+        """
         found: list[ContainerRef] = []
         for list_name in CONTAINER_LISTS:
             items = self.spec.get(list_name)
+            if items is None:
+                continue
             if not isinstance(items, list):
+                malformed.append(
+                    Malformed(self.field(list_name), "a list of container objects", items)
+                )
                 continue
             for index, container in enumerate(items):
-                spec = as_mapping(container)
+                if not isinstance(container, Mapping):
+                    path = f"{self.spec_path}.{list_name}[{index}]"
+                    malformed.append(Malformed(path, "a container object", container))
+                    continue
+                spec = container
                 name = spec.get("name")
                 found.append(
                     ContainerRef(

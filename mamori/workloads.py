@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mamori.podspec import PodContext, as_mapping
+from mamori.podspec import Malformed, PodContext, as_mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +59,32 @@ def is_workload(resource: Mapping[str, Any]) -> bool:
     return kind is not None and api_group(resource.get("apiVersion")) in kind.groups
 
 
+def pod_metadata(resource: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
+    """The pod's (or pod template's) ``metadata`` and its path; None when no pod is carried.
+
+    Cheaper than :func:`extract_workload` (no containers, no images): for checks that only need
+    labels or annotations.
+    """
+    kind = WORKLOAD_KINDS.get(str(resource.get("kind")))
+    if kind is None or api_group(resource.get("apiVersion")) not in kind.groups:
+        return None
+    template, _ = _walk_to_template(resource, kind.template_path)
+    prefix = ".".join(kind.template_path)
+    return (f"{prefix}.metadata" if prefix else "metadata"), as_mapping(template.get("metadata"))
+
+
 def extract_workload(resource: Mapping[str, Any]) -> Workload | None:
     """Return the workload's pod, or None when ``resource`` is not a kind that runs pods."""
     kind_name = str(resource.get("kind"))
     kind = WORKLOAD_KINDS.get(kind_name)
     if kind is None or api_group(resource.get("apiVersion")) not in kind.groups:
         return None
-    template: Mapping[str, Any] = resource
-    for key in kind.template_path:
-        template = as_mapping(template.get(key))
+    template, problems = _walk_to_template(resource, kind.template_path)
     prefix = ".".join(kind.template_path)
+    spec_path = f"{prefix}.spec" if prefix else "spec"
+    spec = template.get("spec")
+    if spec is not None and not isinstance(spec, Mapping):
+        problems.append(Malformed(spec_path, "an object (the pod spec)", spec))
     metadata = as_mapping(resource.get("metadata"))
     name = metadata.get("name") or metadata.get("generateName") or ""
     namespace = metadata.get("namespace")
@@ -77,9 +93,28 @@ def extract_workload(resource: Mapping[str, Any]) -> Workload | None:
         name=str(name),
         namespace=namespace if isinstance(namespace, str) and namespace else None,
         pod=PodContext(
-            spec=as_mapping(template.get("spec")),
+            spec=as_mapping(spec),
             metadata=as_mapping(template.get("metadata")),
-            spec_path=f"{prefix}.spec" if prefix else "spec",
+            spec_path=spec_path,
             metadata_path=f"{prefix}.metadata" if prefix else "metadata",
+            template_problems=tuple(problems),
         ),
     )
+
+
+def _walk_to_template(
+    resource: Mapping[str, Any], path: tuple[str, ...]
+) -> tuple[Mapping[str, Any], list[Malformed]]:
+    """Follow ``path`` to the pod template; a step that is not an object ends the walk.
+
+    An absent step is an empty template (nothing to judge); a step of the wrong type, such as
+    ``spec.template: "x"``, is recorded so that the verdict fails closed.
+    """
+    node: Mapping[str, Any] = resource
+    for depth, key in enumerate(path):
+        value = node.get(key)
+        if value is not None and not isinstance(value, Mapping):
+            field = ".".join(path[: depth + 1])
+            return {}, [Malformed(field, "an object", value)]
+        node = as_mapping(value)
+    return node, []

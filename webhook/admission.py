@@ -7,6 +7,10 @@ through even if the object predates a policy, or mamori would freeze existing wo
 ``ephemeralcontainers`` subresource (``kubectl debug``) adds a container, so the whole pod is
 judged, the new container included. Everything else is judged in full, dry runs too: a dry run
 must predict the real answer.
+
+Before any of that, :mod:`mamori.webhook.reserved_annotations` refuses a request that touches
+mamori's own annotations without being the operator: that guard does not depend on policies and
+also covers the metadata-only updates that skip the rules.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +26,10 @@ from mamori.engine import evaluate
 from mamori.findings import Decision
 from mamori.webhook.metrics import AdmissionMetrics
 from mamori.webhook.policy_source import PolicySource
+from mamori.webhook.reserved_annotations import guard
 from mamori.webhook.review import (
     AdmissionRequest,
+    build_denial,
     build_error_response,
     build_response,
     decode_review,
@@ -56,11 +62,14 @@ class Verdict:
     decision: Decision | None = None
     skipped: Skip | None = None
     internal_error: bool = False
+    refused: bool = False  # denied before the rules, by the reserved-annotations guard
 
     @property
     def outcome(self) -> str:
         if self.internal_error:
             return "error"
+        if self.refused:
+            return "denied"
         if self.decision is None:
             return "skipped"
         return "allowed" if self.decision.allowed else "denied"
@@ -95,7 +104,15 @@ def only_metadata_changed(new: Mapping[str, Any], old: Mapping[str, Any]) -> boo
 
 def resource_of(request: AdmissionRequest) -> Mapping[str, Any]:
     """The object to judge, with apiVersion and kind filled in from the request if missing."""
-    obj = request.object or {}
+    return _typed(request, request.object or {})
+
+
+def old_resource_of(request: AdmissionRequest) -> Mapping[str, Any] | None:
+    """The object before an UPDATE, typed like :func:`resource_of`; None when not sent."""
+    return None if request.old_object is None else _typed(request, request.old_object)
+
+
+def _typed(request: AdmissionRequest, obj: Mapping[str, Any]) -> Mapping[str, Any]:
     if obj.get("apiVersion") and obj.get("kind"):
         return obj
     return {**obj, "apiVersion": request.kind.api_version, "kind": request.kind.kind}
@@ -104,9 +121,16 @@ def resource_of(request: AdmissionRequest) -> Mapping[str, Any]:
 class Admission:
     """Decode, judge, encode and count one review; the HTTP layer only moves bytes."""
 
-    def __init__(self, *, policy_source: PolicySource, metrics: AdmissionMetrics) -> None:
+    def __init__(
+        self,
+        *,
+        policy_source: PolicySource,
+        metrics: AdmissionMetrics,
+        trusted_annotation_writers: Collection[str] = (),
+    ) -> None:
         self._source = policy_source
         self._metrics = metrics
+        self._trusted_writers = frozenset(trusted_annotation_writers)
 
     def review(self, body: bytes) -> Verdict:
         """Answer one AdmissionReview body; raises BadReview (HTTP 400) or NotReady (503)."""
@@ -135,6 +159,16 @@ class Admission:
         return verdict
 
     def _judge(self, request: AdmissionRequest, policies: Any, selects_by_label: bool) -> Verdict:
+        refusal = guard(
+            operation=request.operation,
+            new=resource_of(request) if request.object is not None else None,
+            old=old_resource_of(request),
+            username=request.username,
+            trusted_writers=self._trusted_writers,
+            subject=f'{request.kind.kind} "{request.display_name}"',
+        )
+        if refusal is not None:
+            return Verdict(build_denial(request, refusal), refused=True)
         skipped = skip_reason(request)
         if skipped is not None:
             return Verdict(build_response(request, None), skipped=skipped)
@@ -157,6 +191,17 @@ class Admission:
         metrics.count_request(
             decision=verdict.outcome, kind=request.kind.kind, operation=request.operation
         )
+        if verdict.refused:
+            LOG.info(
+                "denied %s %s/%s (uid %s, user %s%s): it changes mamori.io/ annotations",
+                request.kind.kind,
+                request.namespace or "-",
+                request.display_name,
+                request.uid,
+                request.username or "-",
+                ", dry run" if request.dry_run else "",
+            )
+            return
         decision = verdict.decision
         if decision is None:
             return

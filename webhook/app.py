@@ -21,12 +21,13 @@ from werkzeug.exceptions import HTTPException
 from mamori.webhook.admission import Admission, NotReady
 from mamori.webhook.metrics import AdmissionMetrics
 from mamori.webhook.policy_source import PolicySource
-from mamori.webhook.review import BadReview
+from mamori.webhook.review import BadReview, shorten
 from mamori.webhook.settings import WebhookSettings
 
 LOG = logging.getLogger("mamori.webhook.app")
 JSON_TYPE = "application/json"
 DRAIN_FACTOR = 4  # refused bodies up to this many times the limit are read to the end
+LOG_REASON_MAX_CHARS = 200
 
 
 class CertificateStatus(Protocol):
@@ -46,7 +47,11 @@ def create_app(
     """Build the app; the caller owns ``policy_source`` (starts and stops it)."""
     app = Flask("mamori.webhook")
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    admission = Admission(policy_source=policy_source, metrics=metrics)
+    admission = Admission(
+        policy_source=policy_source,
+        metrics=metrics,
+        trusted_annotation_writers=settings.trusted_annotation_writers,
+    )
     app.register_blueprint(
         admission_blueprint(admission, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     )
@@ -95,6 +100,12 @@ def admission_blueprint(
         try:
             verdict = admission.review(body)
         except BadReview as error:
+            # One short line, never a traceback: anyone who can reach the Service can send these.
+            LOG.warning(
+                "refused a malformed AdmissionReview from %s: %s",
+                request.remote_addr or "-",
+                shorten(error.reason, LOG_REASON_MAX_CHARS),
+            )
             return error_response(metrics, "malformed-review", error.reason)
         except NotReady as error:
             return error_response(metrics, "not-ready", str(error), status=503)

@@ -48,9 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from mamori.webhook.server import serve
     from mamori.webhook.tls import CertificateError, CertificateReloader
 
-    certificates = CertificateReloader(
-        settings.tls_cert, settings.tls_key, io_timeout=settings.client_timeout
-    )
+    certificates = CertificateReloader(settings.tls_cert, settings.tls_key)
     try:
         certificates.load()
         factory = policy_source_factory(settings, os.environ)

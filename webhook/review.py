@@ -109,7 +109,7 @@ def decode_review(body: bytes) -> AdmissionRequest:
     if not isinstance(uid, str) or not uid:
         raise BadReview(f"request.uid must be a non-empty string, got {_show(uid)}")
     operation = request.get("operation")
-    if operation not in OPERATIONS:
+    if not isinstance(operation, str) or operation not in OPERATIONS:  # a list is unhashable
         choices = ", ".join(sorted(OPERATIONS))
         raise BadReview(f"request.operation must be one of {choices}, got {_show(operation)}")
     old_object = _optional_object(request, "oldObject")
@@ -191,6 +191,12 @@ def build_response(request: AdmissionRequest, decision: Decision | None) -> dict
     if annotations:
         response["auditAnnotations"] = annotations
     return _envelope(response)
+
+
+def build_denial(request: AdmissionRequest, message: str) -> dict[str, Any]:
+    """Deny for a reason of mamori's own (not a policy violation), with ``message`` for kubectl."""
+    status = {"code": 403, "reason": "Forbidden", "message": shorten(message, MESSAGE_MAX_CHARS)}
+    return _envelope({"uid": request.uid, "allowed": False, "status": status})
 
 
 def build_error_response(uid: str, message: str) -> dict[str, Any]:

@@ -1,11 +1,16 @@
-"""The production server: gunicorn (gthread workers) embedded, TLS with certificate reload.
+"""The production server: gunicorn as the process manager, the webhook's own front in each worker.
 
 Why this shape (measured on the 2-core benchmark machine, see docs/benchmarks.md): one Python
 process serves about a third of what two do, because the GIL serialises request threads, so the
-default is two worker processes of four threads each, and the metrics are kept in
+default is two worker processes of four request threads each, and the metrics are kept in
 prometheus-client's multiprocess mode so a scrape sees every worker. Each worker builds its own
 app and policy source after the fork (API clients and watch threads do not survive a fork); the
 certificate is loaded once in the master to fail fast, then each worker reloads it on change.
+
+The workers are :class:`mamori.webhook.front.FrontWorker`: an event loop does the TLS handshakes
+and reads each request whole, under one deadline, before a request thread sees it, so slow or
+silent clients cannot hold the threads (gunicorn's gthread workers let 16 dribbling clients take
+the webhook down; the "slow clients" comparison in docs/benchmarks.md chose this design).
 
 SIGTERM is gunicorn's graceful stop: stop accepting, let in-flight requests finish within
 ``--graceful-timeout``, close idle keep-alive connections.
@@ -18,7 +23,6 @@ import logging
 import os
 import shutil
 import socket
-import ssl
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +32,7 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from mamori.webhook.app import create_app
+from mamori.webhook.front import FrontWorker
 from mamori.webhook.logs import logging_config
 from mamori.webhook.metrics import AdmissionMetrics, enable_multiprocess, forget_worker
 from mamori.webhook.policy_source import PolicySource
@@ -77,12 +82,9 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         settings = self.settings
         return {
             "bind": [settings.bind],
-            "worker_class": "gthread",
+            "worker_class": FrontWorker,
             "workers": settings.workers,
-            "threads": settings.threads,
-            "certfile": str(settings.tls_cert),
-            "keyfile": str(settings.tls_key),
-            "ssl_context": self.ssl_context,
+            "threads": settings.threads,  # read by FrontWorker from the settings
             "keepalive": max(1, settings.keepalive),
             "graceful_timeout": max(1, settings.graceful_timeout),
             "timeout": WORKER_TIMEOUT,
@@ -117,10 +119,6 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             metrics=AdmissionMetrics(multiprocess_dir=self.metrics_dir),
             certificates=self.certificates,
         )
-
-    def ssl_context(self, config: Any, default_factory: Callable[[], ssl.SSLContext]) -> Any:
-        """gunicorn asks for a context per connection: hand out the current certificate's."""
-        return self.certificates.context()
 
     def worker_exit(self, arbiter: Any, worker: Any) -> None:
         if self.policy_source is not None:

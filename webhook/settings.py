@@ -42,7 +42,9 @@ class WebhookSettings:
         metavar="FILE",
     )
     workers: int = setting(2, help="server processes (one per core is the measured optimum)")
-    threads: int = setting(4, help="request threads per server process")
+    threads: int = setting(
+        4, help="request threads per server process (they only ever see whole requests)"
+    )
     max_body_bytes: int = setting(
         4 * MIB,
         help="largest AdmissionReview accepted; larger bodies get HTTP 400 "
@@ -54,11 +56,18 @@ class WebhookSettings:
     )
     client_timeout: float = setting(
         10.0,
-        help="seconds a client may stall mid-handshake or mid-request before it is disconnected "
-        "(stalled clients would otherwise hold request threads)",
+        help="seconds a client has for its TLS handshake, and for each whole request (head and "
+        "body) from its first byte; a request late past it gets 408 and its connection closed",
     )
     graceful_timeout: int = setting(
         20, help="seconds in-flight requests get to finish after SIGTERM"
+    )
+    trusted_annotation_writers: tuple[str, ...] = setting(
+        (),
+        help="usernames that may add, change or remove mamori.io/ annotations on pods and pod "
+        "templates: the operator's ServiceAccount, system:serviceaccount:NAMESPACE:NAME "
+        "(comma-separated); nobody else may",
+        metavar="USERS",
     )
     access_log: bool = setting(False, help="log every HTTP request (one JSON line each)")
     log_format: str = setting("json", help="log format: json or text", metavar="FORMAT")

@@ -5,6 +5,8 @@ keeps each collection it reads (ClusterSecurityPolicies, Namespaces) current. Th
 one client-go's reflector runs: list (paged) to get every item and a resourceVersion, watch from
 that version, carry on from the last version seen when a watch ends normally, list again when
 the server says the version is too old (410 Gone) or anything else fails, with capped backoff.
+A 410 re-lists at once; a second 410 in a row with no event between them (a fresh list that is
+already too old) backs off like any failure, so the loop can never spin against the server.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class ListWatch:
         watch_timeout: int = 300,
         request_timeout: float = 10.0,
         backoff: Backoff | None = None,
+        wait: Callable[[float], object] | None = None,
     ) -> None:
         self.name = name
         self._list = list_function
@@ -82,6 +85,8 @@ class ListWatch:
         self._request_timeout = request_timeout
         self._backoff = backoff or Backoff()
         self._stopping = threading.Event()
+        self._wait = wait or self._stopping.wait  # injected by tests to record the delays
+        self._progressed = False  # the current watch delivered an event or ended normally
         self._response: Response | None = None
         self._thread: threading.Thread | None = None
         self.synced = threading.Event()
@@ -102,15 +107,29 @@ class ListWatch:
 
     def run(self) -> None:
         delays = self._backoff.delays()
+        expired_bare = False  # the last watch expired without delivering anything
         while not self._stopping.is_set():
             try:
                 version = self._list_all()
-                delays = self._backoff.delays()
+                if not expired_bare:  # a good list ends a failure streak, not an expiry streak
+                    delays = self._backoff.delays()
                 while not self._stopping.is_set():
+                    self._progressed = False
                     version = self._watch(version)
+                    delays = self._backoff.delays()
+                    expired_bare = False
             except Expired:
-                LOG.info("watch of %s expired; listing again", self.name)
-                continue
+                if self._progressed or not expired_bare:
+                    LOG.info("watch of %s expired; listing again", self.name)
+                    expired_bare = not self._progressed
+                    continue
+                delay = next(delays)
+                LOG.warning(
+                    "watch of %s expired right after a list; listing again in %.1fs",
+                    self.name,
+                    delay,
+                )
+                self._wait(delay)
             except Exception as error:  # any failure: log, wait, list again
                 if self._stopping.is_set():
                     break
@@ -121,7 +140,7 @@ class ListWatch:
                     _describe(error),
                     delay,
                 )
-                self._stopping.wait(delay)
+                self._wait(delay)
 
     def _list_all(self) -> str:
         items: list[Item] = []
@@ -180,6 +199,7 @@ class ListWatch:
             if obj.get("code") == 410:
                 raise Expired()
             raise RuntimeError(f"watch error {obj.get('code')}: {obj.get('message')}")
+        self._progressed = True
         metadata = obj.get("metadata") or {}
         new_version = metadata.get("resourceVersion") or version
         if kind in ("ADDED", "MODIFIED", "DELETED"):

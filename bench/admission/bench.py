@@ -64,13 +64,18 @@ class Server:
         self.log = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-        self.port = self._wait_for_port()
-        self.context = ssl.create_default_context(cafile=str(ca_file))
-        deadline = time.monotonic() + 30
-        while self.get("/readyz")[0] != 200:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{name} never became ready; see {log}")
-            time.sleep(0.1)
+        try:
+            self.port = self._wait_for_port()
+            self.context = ssl.create_default_context(cafile=str(ca_file))
+            deadline = time.monotonic() + 30
+            while self.get("/readyz")[0] != 200:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{name} never became ready; see {log}")
+                time.sleep(0.1)
+        except BaseException:
+            self.process.kill()  # no server outlives a failed start
+            self.process.wait(10)
+            raise
 
     @property
     def url(self) -> str:
@@ -317,7 +322,7 @@ def main() -> int:
 def report(results: list[Result], *, mean_ms: float, body_bytes: int, args: Any) -> None:
     print(
         f"\nAdmissionReview of a Deployment ({body_bytes} bytes) over TLS with keep-alive; "
-        f"server: {args.workers} workers x {args.threads} threads (gunicorn gthread); "
+        f"server: {args.workers} workers x {args.threads} threads (gunicorn + front workers); "
         f"saturation: wrk -t{args.wrk_threads} -c{args.connections} {args.duration}s; "
         f"latency: {args.rate}/s for {args.rate_duration}s, evenly spaced (paced.py, 16 "
         f"connections) and in bursts (hey -c{HEY_WORKERS} -q{args.rate // HEY_WORKERS}); "

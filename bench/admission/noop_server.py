@@ -1,5 +1,6 @@
-"""The benchmark's floor: mamori's server stack (gunicorn gthread, TLS reloader, Flask, the same
-settings) answering every review with a constant "allowed" after reading the body and its uid.
+"""The benchmark's floor: mamori's server stack (gunicorn with the front workers, TLS reloader,
+Flask, the same settings) answering every review with a constant "allowed" after reading the
+body and its uid.
 
 The difference between this and ``mamori webhook`` on the same payload is what mamori's own
 work costs: decoding the review, the rules, encoding the answer, metrics.

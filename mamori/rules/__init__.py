@@ -17,6 +17,7 @@ from mamori.rules import (  # noqa: F401
     host_probes,
     image_digest,
     image_reference,
+    pod_structure,
     privileged,
     proc_mount,
     restricted_volumes,

@@ -37,6 +37,8 @@ SCENARIO_FILES: dict[str, tuple[Path, ...]] = {
     "default": (),
     **{path.stem: (path,) for path in SCENARIOS},
 }
+MAIN_WEBHOOK = "validate.mamori.io"
+STATUS_WEBHOOK = "status-annotations.mamori.io"
 ALLOWED_VERBS = {"get", "list", "watch", "create", "update", "patch", "delete"}
 Render = Callable[..., list[Document]]
 
@@ -76,6 +78,19 @@ def deployment(objects: list[Document], component: str) -> Document:
     ]
     assert len(found) == 1, f"expected one {component} Deployment"
     return found[0]
+
+
+def webhook_entries(objects: list[Document]) -> dict[str, Document]:
+    """The ValidatingWebhookConfiguration's entries by name (names are unique, checked here)."""
+    entries = one(objects, "ValidatingWebhookConfiguration")["webhooks"]
+    named = {entry["name"]: entry for entry in entries}
+    assert len(named) == len(entries), "two webhook entries share a name"
+    return named
+
+
+def main_webhook(objects: list[Document]) -> Document:
+    """The entry that judges pods and workloads."""
+    return webhook_entries(objects)[MAIN_WEBHOOK]
 
 
 # -- helm's own checks ----------------------------------------------------------------------------
@@ -192,8 +207,7 @@ def test_cert_manager_mode_takes_certificate_rights_away(
 
 
 def test_the_default_webhook_configuration_cannot_lock_the_cluster(default: list[Document]) -> None:
-    configuration = one(default, "ValidatingWebhookConfiguration")
-    (webhook,) = configuration["webhooks"]
+    webhook = main_webhook(default)
     assert webhook["failurePolicy"] == "Fail"
     assert webhook["timeoutSeconds"] == 3
     assert webhook["sideEffects"] == "None"
@@ -216,7 +230,7 @@ def test_the_default_webhook_configuration_cannot_lock_the_cluster(default: list
 def test_rules_cover_pods_debug_containers_and_every_workload_kind(
     default: list[Document],
 ) -> None:
-    (webhook,) = one(default, "ValidatingWebhookConfiguration")["webhooks"]
+    webhook = main_webhook(default)
     covered = {
         (group, resource): set(rule["operations"])
         for rule in webhook["rules"]
@@ -242,11 +256,50 @@ def test_rules_cover_pods_debug_containers_and_every_workload_kind(
             assert covered[(group, plural[kind])] == {"CREATE", "UPDATE"}, kind
 
 
+@pytest.mark.parametrize("scenario", SCENARIO_IDS)
+def test_the_status_entry_shares_everything_but_what_it_sends(
+    scenario: str, scenario_objects: dict[str, list[Document]]
+) -> None:
+    """pods/status goes to the same webhook, fails the same way, covers the same namespaces."""
+    entries = webhook_entries(scenario_objects[scenario])
+    assert set(entries) == {MAIN_WEBHOOK, STATUS_WEBHOOK}
+    main, status = entries[MAIN_WEBHOOK], entries[STATUS_WEBHOOK]
+    own = {"name", "rules", "matchConditions"}
+    shared = {key: value for key, value in main.items() if key not in own}
+    assert {key: value for key, value in status.items() if key not in own} == shared
+    assert {"clientConfig", "failurePolicy", "timeoutSeconds", "namespaceSelector"} <= set(shared)
+    assert (status["sideEffects"], status["admissionReviewVersions"]) == ("None", ["v1"])
+    assert status["rules"] == [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["UPDATE"],
+            "resources": ["pods/status"],
+        }
+    ]
+    assert "matchConditions" not in main
+
+
+def test_only_status_writes_that_change_mamori_annotations_are_sent(
+    default: list[Document],
+) -> None:
+    """The kubelet's status writes never reach the webhook: the API server's CEL filters them.
+    What the expression decides is proven on the real API server in
+    tests/integration/test_admission_annotations.py; here, that it is there and compares both."""
+    (condition,) = webhook_entries(default)[STATUS_WEBHOOK]["matchConditions"]
+    assert condition["name"] == "changes-mamori-annotations"
+    expression = condition["expression"]
+    assert "oldObject.metadata.annotations" in expression
+    assert "object.metadata.annotations" in expression.replace("oldObject", "")
+    assert "'mamori.io/'" in expression and "'.mamori.io/'" in expression
+    assert "lowerAscii()" in expression  # key prefixes in any case, as the webhook compares them
+
+
 def test_failure_policy_and_selectors_are_configurable(
     scenario_objects: dict[str, list[Document]],
 ) -> None:
     objects = scenario_objects["failure-policy-ignore-values"]
-    (webhook,) = one(objects, "ValidatingWebhookConfiguration")["webhooks"]
+    webhook = main_webhook(objects)
     assert webhook["failurePolicy"] == "Ignore"
     assert webhook["timeoutSeconds"] == 10
     expressions = webhook["namespaceSelector"]["matchExpressions"]
@@ -257,8 +310,8 @@ def test_failure_policy_and_selectors_are_configurable(
 
 def test_url_override_replaces_the_service(helm: Helm) -> None:
     objects = helm.render(settings={"webhook.urlOverride": "https://127.0.0.1:9443/validate"})
-    (webhook,) = one(objects, "ValidatingWebhookConfiguration")["webhooks"]
-    assert webhook["clientConfig"] == {"url": "https://127.0.0.1:9443/validate"}
+    for webhook in webhook_entries(objects).values():
+        assert webhook["clientConfig"] == {"url": "https://127.0.0.1:9443/validate"}
     refused = helm.template(settings={"webhook.urlOverride": "http://x/validate"}, check=False)
     assert refused.returncode != 0
 

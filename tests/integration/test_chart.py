@@ -255,11 +255,14 @@ def secret_data(core: kubernetes.client.CoreV1Api, namespace: str, name: str) ->
 
 
 def ca_bundle(kubectl: Kubectl, configuration: str) -> bytes:
+    """The configuration's caBundle, which every entry must carry alike (the API server calls
+    each entry with its own)."""
     body = json.loads(
         kubectl("get", "validatingwebhookconfiguration", configuration, "-o", "json").stdout
     )
-    encoded = body["webhooks"][0]["clientConfig"].get("caBundle", "")
-    return base64.b64decode(encoded)
+    encoded = {hook["clientConfig"].get("caBundle", "") for hook in body["webhooks"]}
+    assert len(encoded) == 1, body["webhooks"]
+    return base64.b64decode(encoded.pop())
 
 
 def api_client(kubeconfig: Path) -> kubernetes.client.ApiClient:
@@ -511,6 +514,22 @@ def test_a_violating_pod_is_denied_through_the_installed_webhook(
     assert exempt.returncode == 0, exempt.stderr
 
 
+def test_status_writes_of_mamori_annotations_reach_the_installed_webhook(
+    installation: Installation, kubectl: Kubectl
+) -> None:
+    """The chart's pods/status entry, called with the CA the operator injected into it too."""
+    name = "status-claim"
+    created = create_pod(kubectl, installation.target, restricted_pod(name))
+    assert created.returncode == 0, created.stderr
+    claim = json.dumps({"metadata": {"annotations": {"mamori.io/scan-status": "clean"}}})
+    refused = kubectl(
+        "patch", "pod", name, "-n", installation.target, "--subresource=status", "--type=merge",
+        "-p", claim, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert 'admission webhook "status-annotations.mamori.io" denied' in refused.stderr, refused
+
+
 def test_the_helm_test_check_passes_against_the_running_webhook(
     installation: Installation, helm: Helm
 ) -> None:
@@ -633,7 +652,7 @@ def test_helm_upgrade_keeps_the_injected_ca_bundle(
             "get", "validatingwebhookconfiguration", installation.configuration, "-o", "json"
         ).stdout
     )
-    assert body["webhooks"][0]["timeoutSeconds"] == 5
+    assert [hook["timeoutSeconds"] for hook in body["webhooks"]] == [5, 5]
     assert ca_bundle(kubectl, installation.configuration) == before
     refused = create_pod(kubectl, installation.target, privileged_pod("after-upgrade"))
     assert DENIED in refused.stderr, refused.stderr

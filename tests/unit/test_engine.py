@@ -153,3 +153,58 @@ def test_advice_never_denies() -> None:
     assert decision.allowed
     assert [v.rule for v in decision.advice] == ["run-as-non-root"]
     assert "numeric" in decision.advice[0].message
+
+
+def pod_with(**spec_changes: Any) -> dict[str, Any]:
+    pod = copy.deepcopy(RESTRICTED_POD)
+    pod["spec"].update(spec_changes)
+    return pod
+
+
+CONTAINER = RESTRICTED_POD["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize(
+    ("resource", "field"),
+    [
+        pytest.param(pod_with(containers="x"), "spec.containers", id="containers-string"),
+        pytest.param(
+            pod_with(containers={"name": "a", "image": "nginx", "securityContext": {}}),
+            "spec.containers",
+            id="containers-mapping",
+        ),
+        pytest.param(pod_with(containers=[CONTAINER, "x"]), "spec.containers[1]", id="item-string"),
+        pytest.param(pod_with(initContainers="x"), "spec.initContainers", id="init-string"),
+        pytest.param(
+            pod_with(ephemeralContainers={"name": "d"}),
+            "spec.ephemeralContainers",
+            id="ephemeral-mapping",
+        ),
+        pytest.param(
+            {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": "x"}},
+            "spec.template",
+            id="template-string",
+        ),
+        pytest.param(
+            {"apiVersion": "batch/v1", "kind": "CronJob", "spec": {"jobTemplate": ["x"]}},
+            "spec.jobTemplate",
+            id="job-template-list",
+        ),
+        pytest.param(
+            {"apiVersion": "v1", "kind": "PodTemplate", "template": {"spec": [CONTAINER]}},
+            "template.spec",
+            id="pod-spec-list",
+        ),
+    ],
+)
+@pytest.mark.parametrize("level", ["restricted", "privileged"])
+def test_malformed_container_lists_fail_closed_at_every_level(
+    resource: dict[str, Any], field: str, level: str
+) -> None:
+    decision = evaluate(resource, [policy(podSecurity=level)])
+    assert decision is not None
+    assert not decision.allowed
+    found = [v for v in decision.violations if v.rule == "pod-structure"]
+    assert [v.field for v in found] == [field]
+    assert found[0].message.startswith(f"{field.rsplit('.', 1)[-1]} must be ")
+    assert "kubectl explain" in found[0].message

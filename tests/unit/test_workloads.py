@@ -95,3 +95,37 @@ def test_containers_in_all_three_lists_in_stable_order() -> None:
         ("containers", "side", "spec.containers[1]"),
         ("ephemeralContainers", "debug", "spec.ephemeralContainers[0]"),
     ]
+
+
+def test_malformed_parts_are_recorded_with_their_paths() -> None:
+    """Read as empty so rules never crash, and recorded so that pod-structure denies them."""
+    deployment = extract_workload({"apiVersion": "apps/v1", "kind": "Deployment", "spec": "oops"})
+    assert deployment is not None
+    assert [m.path for m in deployment.pod.malformed()] == ["spec"]
+    spec = {
+        "initContainers": "busybox",
+        "containers": [{"name": "app"}, ["nested"], None],
+        "ephemeralContainers": {"name": "debug"},
+    }
+    cronjob = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "spec": {"jobTemplate": {"spec": {"template": {"spec": spec}}}},
+    }
+    workload = extract_workload(cronjob)
+    assert workload is not None
+    prefix = "spec.jobTemplate.spec.template.spec"
+    assert [(m.path, m.expected) for m in workload.pod.malformed()] == [
+        (f"{prefix}.initContainers", "a list of container objects"),
+        (f"{prefix}.containers[1]", "a container object"),
+        (f"{prefix}.containers[2]", "a container object"),
+        (f"{prefix}.ephemeralContainers", "a list of container objects"),
+    ]
+    assert [c.name for c in workload.pod.containers()] == ["app"]
+
+
+def test_absent_parts_are_not_malformed() -> None:
+    workload = extract_workload({"apiVersion": "apps/v1", "kind": "Deployment"})
+    assert workload is not None and workload.pod.malformed() == ()
+    pod = extract_workload({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": []}})
+    assert pod is not None and pod.pod.malformed() == ()

@@ -243,7 +243,7 @@ def test_metadata_only_update_of_an_old_pod_is_allowed(webhook: Harness) -> None
     old = untrusted()
     old["status"] = {"phase": "Running"}
     new = copy.deepcopy(old)
-    new["metadata"]["annotations"] = {"mamori.io/scan": "done"}
+    new["metadata"]["annotations"] = {"example.com/scanned": "done"}  # mamori.io/ is guarded
     new["metadata"]["labels"] = {"quarantine": "true"}
     new["status"] = {"phase": "Running", "podIP": "10.0.0.7"}
     response = webhook.validate(review(new, operation="UPDATE", old=old))
@@ -435,3 +435,26 @@ def test_metrics_endpoint_exposes_the_counters(webhook: Harness) -> None:
     assert 'mamori_admission_errors_total{reason="malformed-review"} 1.0' in text
     assert 'mamori_admission_duration_seconds_bucket{le="0.00025"}' in text
     assert "mamori_admission_duration_seconds_count 1.0" in text
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [["CREATE"], {"op": "CREATE"}, [[["x"]]], 7, None],
+    ids=["list", "object", "nested-list", "number", "null"],
+)
+def test_unusable_operation_is_400_with_one_short_log_line(
+    webhook: Harness, operation: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    document = review(workload("Pod"))
+    document["request"]["operation"] = operation
+    with caplog.at_level("DEBUG", logger="mamori"):
+        message = error_of(webhook.client.post("/validate", json=document))
+    assert message.startswith("request.operation must be one of CONNECT, CREATE, DELETE, UPDATE")
+    records = [r for r in caplog.records if r.name.startswith("mamori")]
+    assert len(records) == 1, [r.getMessage() for r in records]
+    [record] = records
+    assert record.levelname == "WARNING"
+    assert record.exc_info is None and record.exc_text is None
+    assert "request.operation" in record.getMessage()
+    assert len(record.getMessage()) < 300 and "\n" not in record.getMessage()
+    assert webhook.sample("mamori_admission_errors_total", reason="unexpected") == 0

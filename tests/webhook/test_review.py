@@ -82,6 +82,16 @@ def body(**changes: Any) -> bytes:
         pytest.param(
             body(request_operation="PATCH"), "request.operation must be one of", id="unknown-op"
         ),
+        pytest.param(
+            body(request_operation=["CREATE"]),
+            "request.operation must be one of CONNECT, CREATE, DELETE, UPDATE, got array",
+            id="op-list-unhashable",
+        ),
+        pytest.param(
+            body(request_operation={"CREATE": 1}),
+            "request.operation must be one of CONNECT, CREATE, DELETE, UPDATE, got object",
+            id="op-object-unhashable",
+        ),
         pytest.param(body(request_kind=None), "request.kind must be an object", id="no-kind"),
         pytest.param(body(request_kind="Pod"), "request.kind must be an object", id="kind-string"),
         pytest.param(

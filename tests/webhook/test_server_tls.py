@@ -114,7 +114,11 @@ def test_tls_12_and_13_work_and_11_is_refused(served: Served) -> None:
     )
     with pytest.raises(ssl.SSLError) as refused:
         handshake(served, minimum=ssl.TLSVersion.TLSv1, maximum=ssl.TLSVersion.TLSv1_1)
-    assert "alert protocol version" in str(refused.value)  # the server's alert, not the client's
+    # The server refuses: its alert, or (asyncio's TLS does not flush a handshake's alert) its
+    # closing the connection on the ClientHello; never the client declining to try.
+    assert "alert protocol version" in str(refused.value) or isinstance(
+        refused.value, ssl.SSLEOFError
+    )
 
 
 def test_garbage_gets_400_and_the_server_keeps_serving(served: Served) -> None:
@@ -154,12 +158,24 @@ def test_stalled_clients_cannot_hold_the_request_threads(served: Served) -> None
         started = time.monotonic()
         assert allowed(served.session(), served, workload("Pod")) is True
         assert time.monotonic() - started < 5 * CLIENT_TIMEOUT + 5
-        for tls in stalled:
+        for index, tls in enumerate(stalled):
             tls.settimeout(10)
-            assert tls.recv(1) == b""  # the server hung up on the staller
+            reply = read_to_end(tls)  # the server hung up on the staller
+            if index % 2:  # half a request: told why first
+                assert reply.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), reply
+                assert reply.endswith(b'{"error":"request not received within 1 s"}'), reply
+            else:
+                assert reply == b""
     finally:
         for tls in stalled:
             tls.close()
+
+
+def read_to_end(tls: ssl.SSLSocket) -> bytes:
+    reply = b""
+    while chunk := tls.recv(65536):
+        reply += chunk
+    return reply
 
 
 def test_metrics_add_up_across_workers(served: Served) -> None:

@@ -52,6 +52,11 @@ every object is named from it, so two releases in one cluster never collide.
 {{- end }}
 {{- end }}
 
+{{/* The operator's identity as the API server names it to webhooks (request.userInfo). */}}
+{{- define "mamori.operator.username" -}}
+{{- printf "system:serviceaccount:%s:%s" (include "mamori.namespace" .) (include "mamori.operator.serviceAccountName" .) }}
+{{- end }}
+
 {{/* The Secret the webhook mounts (tls.crt, tls.key, ca.crt), whoever issues it. */}}
 {{- define "mamori.webhook.tlsSecret" -}}
 {{- printf "%s-tls" (include "mamori.webhook.fullname" .) }}
@@ -127,6 +132,65 @@ matchLabels:
 matchExpressions:
   {{- toYaml $expressions | nindent 2 }}
 {{- end }}
+{{- end }}
+
+{{/*
+What every entry of the ValidatingWebhookConfiguration shares: where the API server calls (the
+Service, or webhook.urlOverride), how it fails, and which namespaces and objects it sends. One
+definition, so the entries can never drift apart. caBundle is not rendered: the operator
+(certificates.mode=operator) or cert-manager's injector keeps it in every entry, and helm
+upgrades leave it alone.
+*/}}
+{{- define "mamori.webhook.sharedFields" -}}
+{{- $webhook := .Values.webhook -}}
+admissionReviewVersions: ["v1"]
+sideEffects: None
+failurePolicy: {{ $webhook.failurePolicy }}
+timeoutSeconds: {{ $webhook.timeoutSeconds }}
+matchPolicy: {{ $webhook.matchPolicy }}
+clientConfig:
+  {{- if $webhook.urlOverride }}
+  url: {{ $webhook.urlOverride | quote }}
+  {{- else }}
+  service:
+    name: {{ include "mamori.webhook.fullname" . }}
+    namespace: {{ include "mamori.namespace" . }}
+    path: /validate
+    port: {{ $webhook.service.port }}
+  {{- end }}
+{{- with (include "mamori.webhook.namespaceSelector" . | fromYaml) }}
+namespaceSelector:
+  {{- toYaml . | nindent 2 }}
+{{- else }}
+namespaceSelector: {}
+{{- end }}
+{{- $objects := $webhook.objectSelector }}
+{{- if or $objects.matchLabels $objects.matchExpressions }}
+objectSelector:
+  {{- with $objects.matchLabels }}
+  matchLabels:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $objects.matchExpressions }}
+  matchExpressions:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- else }}
+objectSelector: {}
+{{- end }}
+{{- end }}
+
+{{/*
+A CEL match condition, true when an UPDATE adds, changes or removes an annotation under
+mamori.io/ or a subdomain of it (key prefixes compared in lower case, as the webhook does: the
+API server accepts any case there). Maps have no stable order, so the reserved key=value pairs
+of both objects are compared as sets; "=" cannot occur in a key, so a pair names one key.
+*/}}
+{{- define "mamori.webhook.changesReservedAnnotations" -}}
+{{- $pairs := "(has(%[1]s.metadata.annotations) ? %[1]s.metadata.annotations.filter(k, k.lowerAscii().startsWith('mamori.io/') || k.lowerAscii().contains('.mamori.io/')).map(k, k + '=' + %[1]s.metadata.annotations[k]) : [])" -}}
+{{- $new := printf $pairs "object" -}}
+{{- $old := printf $pairs "oldObject" -}}
+{{- printf "!(%s.all(x, x in %s) && %s.all(x, x in %s))" $new $old $old $new -}}
 {{- end }}
 
 {{/* The serving certificate's DNS names: the Service's, and any extra ones. */}}
