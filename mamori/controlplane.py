@@ -14,6 +14,14 @@ Every process runs in its own process group and is stopped with SIGTERM, then SI
 temporary directory goes with it. Stopping also happens at interpreter exit and on SIGTERM/SIGHUP,
 so an interrupted test run leaves nothing behind. When the control plane itself fails, its
 directory (certificates and logs) is kept and its path printed.
+
+Fault tests need the API server to go away and come back as clients know it: ``stop_apiserver``
+(SIGTERM, or SIGKILL with ``kill=True``), ``start_apiserver`` and ``restart_apiserver`` bring it
+back on the same port with the same etcd and PKI, so kubeconfigs and stored objects stay valid;
+each start logs to its own file (``kube-apiserver.log``, ``kube-apiserver-2.log``, ...).
+``compact_etcd`` compacts etcd past its current revision through etcd's JSON gateway: with
+``apiserver_args=("--watch-cache=false",)`` every watch from a resourceVersion seen before then
+gets 410 Gone, the way a long-lived watch does on a busy cluster.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import atexit
 import base64
 import contextlib
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -56,6 +65,7 @@ POLL_INTERVAL = 0.2
 BINARIES = ("etcd", "kube-apiserver", "kubectl")
 WORK_DIR_PREFIX = "mamori-controlplane-"
 PR_SET_PDEATHSIG = 1
+COMPACTION_MARK_KEY = b"/mamori-fault-test/compaction"  # outside /registry: no API object
 
 
 class ControlPlaneError(RuntimeError):
@@ -91,10 +101,21 @@ class ControlPlaneSettings:
         help="keep the ServiceAccount admission plugin (Pods then need a ServiceAccount that "
         "nothing here creates)",
     )
+    apiserver_args: tuple[str, ...] = setting(
+        (),
+        help="more kube-apiserver flags, comma-separated, appended last so they win "
+        "(e.g. --watch-cache=false; a flag whose value has commas needs the Python API)",
+        metavar="FLAGS",
+    )
 
     def validate(self) -> None:
         if self.startup_timeout <= 0:
             raise SettingsError(f"--startup-timeout={self.startup_timeout}: must be > 0")
+        for flag in self.apiserver_args:
+            if not flag.startswith("--"):
+                raise SettingsError(
+                    f"--apiserver-args: {flag!r} is not a flag (expected --name=value)"
+                )
 
 
 @dataclass(frozen=True)
@@ -187,6 +208,9 @@ class LocalControlPlane:
         self._files: ControlPlaneFiles | None = None
         self._processes: list[ManagedProcess] = []
         self._port = 0
+        self._etcd_url = ""
+        self._admin_credentials: tuple[str, str] = ("", "")
+        self._apiserver_starts = 0
         self._kubeconfig_yaml = ""
         self._previous_handlers: dict[int, Any] = {}
         self._failed = False
@@ -226,6 +250,23 @@ class LocalControlPlane:
     def running(self) -> bool:
         return bool(self._processes) and all(p.popen.poll() is None for p in self._processes)
 
+    @property
+    def etcd_url(self) -> str:
+        """etcd's client URL, ``http://127.0.0.1:PORT`` (plain HTTP, loopback only)."""
+        self._require_started()
+        return self._etcd_url
+
+    @property
+    def apiserver_running(self) -> bool:
+        """True while a kube-apiserver process of ours is alive (False between stop and start)."""
+        process = self._apiserver()
+        return process is not None and process.popen.poll() is None
+
+    @property
+    def apiserver_pid(self) -> int | None:
+        process = self._apiserver()
+        return process.pid if process is not None and process.popen.poll() is None else None
+
     def write_kubeconfig(self, path: Path) -> None:
         """Copy the kubeconfig to ``path`` (mode 0600: it holds the admin's private key)."""
         self._require_started()
@@ -249,6 +290,90 @@ class LocalControlPlane:
             self.check_running()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._processes[-1].popen.wait(timeout=poll)
+
+    # -- faults, for tests --------------------------------------------------------------------
+
+    def stop_apiserver(self, *, kill: bool = False) -> None:
+        """Stop kube-apiserver, leaving etcd running; ``kill`` sends SIGKILL (a crash) at once.
+
+        Clients see connections refused until :meth:`start_apiserver`. Idempotent.
+        """
+        self._require_started()
+        process = self._apiserver()
+        if process is None or process.popen.poll() is not None:
+            return
+        if kill:
+            process.stopping = True
+            _signal_group(process.pid, signal.SIGKILL)
+        process.stop(timeout=self.settings.stop_timeout)
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again on the same port, etcd and PKI; return once it is ready.
+
+        A no-op while it runs. Raises :class:`ControlPlaneError` (with the log tail) if it does
+        not become ready within ``startup_timeout``.
+        """
+        files = self._require_started()
+        if self.apiserver_running:
+            return
+        deadline = time.monotonic() + self.settings.startup_timeout
+        for previous in [p for p in self._processes if p.name == "kube-apiserver"]:
+            previous.stop(timeout=self.settings.stop_timeout)  # reaped, its log closed
+            self._processes.remove(previous)
+        self._launch_apiserver(files)
+        self._wait_for_apiserver(deadline)
+
+    def restart_apiserver(self, *, down_for: float = 0.0, kill: bool = False) -> None:
+        """Stop kube-apiserver, keep it down ``down_for`` seconds, start it; return when ready."""
+        self.stop_apiserver(kill=kill)
+        if down_for > 0:
+            time.sleep(down_for)  # the outage itself, not a wait for state
+        self.start_apiserver()
+
+    def etcd_revision(self) -> int:
+        """etcd's current revision (what every resourceVersion of this cluster counts in)."""
+        answer = self._etcd_call("/v3/kv/range", {"key": base64.b64encode(b"/").decode()})
+        return int(answer["header"]["revision"])
+
+    def compact_etcd(self) -> int:
+        """Compact etcd so that every resourceVersion seen so far is gone; return the revision.
+
+        An API server started with ``--watch-cache=false`` then answers a watch from any version
+        a client holds with 410 Gone (``too old resource version``), so the client must list
+        again. Two writes to a key outside ``/registry`` come first: compacting at exactly the
+        current revision would leave a watch from the version before it half-valid (the API
+        server answers 500, "PrevKv=nil", instead of 410). With the watch cache on, the cache
+        still serves recent versions and compaction alone rarely shows.
+        """
+        key = base64.b64encode(COMPACTION_MARK_KEY).decode()
+        revision = 0
+        for step in (b"1", b"2"):
+            value = base64.b64encode(step).decode()
+            answer = self._etcd_call("/v3/kv/put", {"key": key, "value": value})
+            revision = int(answer["header"]["revision"])
+        self._etcd_call("/v3/kv/compaction", {"revision": str(revision), "physical": True})
+        return revision
+
+    def _etcd_call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"{self.etcd_url}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                answer: dict[str, Any] = json.load(response)
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace").strip()
+            raise ControlPlaneError(f"etcd {path}: HTTP {error.code} {detail}") from None
+        except OSError as error:
+            raise ControlPlaneError(f"etcd {path}: {error}") from None
+        return answer
+
+    def _apiserver(self) -> ManagedProcess | None:
+        found = [p for p in self._processes if p.name == "kube-apiserver"]
+        return found[-1] if found else None
 
     def __enter__(self) -> LocalControlPlane:
         self.start()
@@ -318,8 +443,9 @@ class LocalControlPlane:
     def _start_servers(self, files: ControlPlaneFiles) -> None:
         deadline = time.monotonic() + self.settings.startup_timeout
         etcd_client, etcd_peer, self._port = _free_loopback_ports(3)
-        admin = self._write_pki(files)
-        etcd_url = f"http://{LOOPBACK}:{etcd_client}"
+        self._admin_credentials = self._write_pki(files)
+        self._etcd_url = etcd_url = f"http://{LOOPBACK}:{etcd_client}"
+        self._apiserver_starts = 0
         etcd = self._launch("etcd", self._etcd_argv(files, client=etcd_client, peer=etcd_peer))
         self._wait(
             deadline=deadline,
@@ -327,9 +453,21 @@ class LocalControlPlane:
             probe=lambda: _probe(f"{etcd_url}/health", context=None),
             processes=[etcd],
         )
-        self._launch("kube-apiserver", self._apiserver_argv(files, etcd_url=etcd_url))
+        self._launch_apiserver(files)
+        self._wait_for_apiserver(deadline)
+
+    def _launch_apiserver(self, files: ControlPlaneFiles) -> ManagedProcess:
+        """kube-apiserver.log for the first start, kube-apiserver-N.log for the N-th."""
+        self._apiserver_starts += 1
+        count = self._apiserver_starts
+        log_name = "kube-apiserver" if count == 1 else f"kube-apiserver-{count}"
+        argv = self._apiserver_argv(files, etcd_url=self._etcd_url)
+        return self._launch("kube-apiserver", argv, log_name=log_name)
+
+    def _wait_for_apiserver(self, deadline: float) -> None:
+        files = self._require_started()
         context = ssl.create_default_context(cafile=str(files.ca_certificate))
-        context.load_cert_chain(admin[0], admin[1])
+        context.load_cert_chain(*self._admin_credentials)
         self._wait(
             deadline=deadline,
             what=f"kube-apiserver {self.server}/readyz",
@@ -407,11 +545,14 @@ class LocalControlPlane:
         ]
         if not self.settings.service_account_admission:
             argv.append("--disable-admission-plugins=ServiceAccount")
+        argv.extend(self.settings.apiserver_args)
         return argv
 
-    def _launch(self, name: str, argv: Sequence[str]) -> ManagedProcess:
+    def _launch(
+        self, name: str, argv: Sequence[str], *, log_name: str | None = None
+    ) -> ManagedProcess:
         files = self._require_started()
-        process = ManagedProcess(name=name, argv=argv, log_path=files.log(name))
+        process = ManagedProcess(name=name, argv=argv, log_path=files.log(log_name or name))
         self._processes.append(process)
         return process
 

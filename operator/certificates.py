@@ -337,7 +337,12 @@ def start_certificates(memo: kopf.Memo, **_: Any) -> None:
         return
     config: OperatorConfig = memo.config
     metrics = memo.get("metrics") or Metrics()
-    kube = Kube(load_client_configuration(config.kubeconfig), metrics=metrics, pool=2)
+    kube = Kube(
+        load_client_configuration(config.kubeconfig),
+        metrics=metrics,
+        pool=2,
+        fence=memo.get("fence"),
+    )
     keeper = CertificateKeeper(kube, settings=settings, namespace=config.namespace)
     try:
         keeper.reconcile()

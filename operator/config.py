@@ -40,7 +40,14 @@ class OperatorConfig:
         2.0, help="seconds between policy status refreshes (written only when they change)"
     )
     resync_interval: float = setting(
-        300.0, help="seconds between full NetworkPolicy resyncs (repairs missed events)"
+        300.0,
+        help="seconds between full resyncs (re-list the cluster, converge everything again)",
+    )
+    retry_base_delay: float = setting(
+        0.5, help="seconds before the first retry of a failed NetworkPolicy write (then doubled)"
+    )
+    retry_max_delay: float = setting(
+        60.0, help="longest wait between retries of a failed NetworkPolicy write"
     )
     watch_timeout: float = setting(
         300.0, help="seconds a watch request lasts before it is renewed (bounds a stalled stream)"
@@ -68,7 +75,14 @@ class OperatorConfig:
             raise SettingsError(
                 f"--log-format (MAMORI_LOG_FORMAT)={self.log_format!r}: expected json or text"
             )
-        for name in ("lease_seconds", "status_interval", "resync_interval", "watch_timeout"):
+        for name in (
+            "lease_seconds",
+            "status_interval",
+            "resync_interval",
+            "retry_base_delay",
+            "retry_max_delay",
+            "watch_timeout",
+        ):
             if getattr(self, name) <= 0:
                 flag = "--" + name.replace("_", "-")
                 raise SettingsError(f"{flag} must be greater than 0")

@@ -12,43 +12,30 @@ from typing import Any
 
 import kopf
 
-from mamori.operator.kube import MANAGED_BY, MANAGED_BY_LABEL
 from mamori.operator.pods import is_finished, pod_record
 from mamori.operator.providers import trivy_operator
-from mamori.operator.scan_model import ScanReport
+from mamori.operator.records import image_scan_record
 from mamori.operator.scanner import IMAGESCAN_PLURAL, IMAGESCAN_VERSION
 from mamori.operator.services import Services
-from mamori.operator.state import ImageScanRecord
 from mamori.policy import API_GROUP
 
 
+# Index handlers only to hold pods back until every report is listed, and to fill ClusterState
+# meanwhile; they return None, so kopf's own index stays empty (see policies.py).
 @kopf.index(API_GROUP, IMAGESCAN_VERSION, IMAGESCAN_PLURAL)
-def image_scan_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, bool]:
-    record = image_scan_record(body)
-    if record is None:
-        return {}
-    memo.services.state.set_image_scan(str(record.spec["digest"]), record)
-    return {record.name: record.managed}
+def image_scan_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    record = image_scan_record(dict(body))
+    if record is not None:
+        memo.services.state.set_image_scan(str(record.spec["digest"]), record)
 
 
 @kopf.index(trivy_operator.GROUP, trivy_operator.VERSION, trivy_operator.PLURAL)
-def vulnerability_report_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, int]:
+def vulnerability_report_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     services: Services = memo.services
     key = trivy_operator.report_key(dict(body))
-    if key is None:
-        return {}
-    report = trivy_operator.report_from_object(dict(body), top=services.config.top_findings)
-    services.state.set_vulnerability_report(key, report)
-    return {"/".join(key): len(report.findings)}
-
-
-def image_scan_record(body: kopf.Body) -> ImageScanRecord | None:
-    spec = dict(body.get("spec") or {})
-    report = ScanReport.from_spec(spec)
-    if report is None:
-        return None
-    managed = (body.metadata.labels or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
-    return ImageScanRecord(name=body.metadata.name, managed=managed, spec=spec, report=report)
+    if key is not None:
+        report = trivy_operator.report_from_object(dict(body), top=services.config.top_findings)
+        services.state.set_vulnerability_report(key, report)
 
 
 @kopf.on.event("", "v1", "pods")
@@ -56,6 +43,7 @@ def pod_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: A
     services: Services = memo.services
     services.handled.synced.set()
     services.metrics.pod_events.inc()
+    services.handled.observe("pod", str(body.metadata.uid), event.get("type"))
     namespace, name = str(body.metadata.namespace), str(body.metadata.name)
     if event.get("type") == "DELETED" or is_finished(body):
         services.state.remove_pod(namespace, name)
@@ -71,7 +59,8 @@ def pod_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: A
 def image_scan_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     services: Services = memo.services
     services.handled.synced.set()
-    record = image_scan_record(body)
+    services.handled.observe("imagescan", str(body.metadata.uid), event.get("type"))
+    record = image_scan_record(dict(body))
     if record is None:
         return
     digest = str(record.spec["digest"])
@@ -90,6 +79,7 @@ def vulnerability_report_event(
 ) -> None:
     services: Services = memo.services
     services.handled.synced.set()
+    services.handled.observe("vulnerabilityreport", str(body.metadata.uid), event.get("type"))
     key = trivy_operator.report_key(dict(body))
     if key is None:
         return

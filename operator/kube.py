@@ -9,7 +9,8 @@ between the API server and our comparisons.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +18,7 @@ from urllib.parse import quote
 import kubernetes.client
 import kubernetes.config
 import urllib3
-from kubernetes.client.rest import ApiException
+from kubernetes.client.rest import ApiException, RESTClientObject
 
 from mamori.operator.metrics import Metrics
 
@@ -27,6 +28,7 @@ MANAGED_BY = "mamori"
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
 JSON = "application/json"
+DEFAULT_TIMEOUT = 30.0
 
 
 class KubeError(Exception):
@@ -58,14 +60,39 @@ class Kube:
     """Thin, counted access to the API server."""
 
     def __init__(
-        self, configuration: kubernetes.client.Configuration, *, metrics: Metrics, pool: int
+        self,
+        configuration: kubernetes.client.Configuration,
+        *,
+        metrics: Metrics,
+        pool: int,
+        on_unreachable: Callable[[], object] | None = None,
+        fence: threading.Event | None = None,
     ) -> None:
+        """``on_unreachable`` is called whenever the API server could not be reached: the
+        watches may have missed events meanwhile (see ``Handled.relist_wanted``). Once ``fence``
+        is set (the replica lost the leader Lease), every write is refused before it is sent:
+        handlers still running while the operator stops must not race the new leader."""
         configuration.connection_pool_maxsize = max(pool, 4)
         self.api = kubernetes.client.ApiClient(configuration)
         self.metrics = metrics
+        self.on_unreachable = on_unreachable
+        self.fence = fence
 
     def close(self) -> None:
         self.api.close()
+
+    def disable_client_retries(self) -> None:
+        """Make every call one attempt, so that it ends within the timeout its caller gave.
+
+        urllib3 repeats a timed-out or reset GET or PUT three more times by default; a caller
+        racing a deadline (leader election) must see the failure at its timeout and decide
+        itself whether time is left to try again.
+        """
+        configuration = self.api.configuration
+        configuration.retries = False
+        stale = self.api.rest_client
+        self.api.rest_client = RESTClientObject(configuration)
+        stale.pool_manager.clear()
 
     # -- generic ------------------------------------------------------------------------------
 
@@ -78,9 +105,15 @@ class Kube:
         body: object = None,
         content_type: str = JSON,
         query: Sequence[tuple[str, str]] = (),
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> dict[str, Any]:
-        """One API call; raises :class:`KubeError` with the server's reason."""
+        """One API call; raises :class:`KubeError` with the server's reason.
+
+        ``timeout`` bounds each attempt; the client may retry a failed GET, PUT or DELETE on its
+        own (urllib3's default) unless :meth:`disable_client_retries` was called.
+        """
+        if method != "GET" and self.fence is not None and self.fence.is_set():
+            raise KubeError(0, "NotLeader", "this replica lost the leader Lease: no more writes")
         self.metrics.api_requests.labels(verb=method.lower(), resource=resource).inc()
         try:
             response = self.api.call_api(
@@ -97,6 +130,8 @@ class Kube:
         except ApiException as error:
             raise _kube_error(error) from None
         except (OSError, urllib3.exceptions.HTTPError) as error:  # refused, reset, timed out
+            if self.on_unreachable is not None:
+                self.on_unreachable()
             raise KubeError(0, "Unreachable", str(error)) from None
         data = response.data
         return json.loads(data) if data else {}
@@ -151,26 +186,48 @@ class Kube:
             raise
         return True
 
-    def get(self, path: str, *, resource: str) -> dict[str, Any] | None:
+    def get(
+        self, path: str, *, resource: str, timeout: float = DEFAULT_TIMEOUT
+    ) -> dict[str, Any] | None:
         try:
-            return self.request("GET", path, resource=resource)
+            return self.request("GET", path, resource=resource, timeout=timeout)
         except KubeError as error:
             if error.status == 404:
                 return None
             raise
 
-    def create(self, path: str, body: Mapping[str, Any], *, resource: str) -> dict[str, Any]:
+    def create(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        resource: str,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> dict[str, Any]:
         return self.request(
             "POST",
             path,
             resource=resource,
             body=dict(body),
             query=[("fieldManager", FIELD_MANAGER)],
+            timeout=timeout,
         )
 
-    def replace(self, path: str, body: Mapping[str, Any], *, resource: str) -> dict[str, Any]:
+    def replace(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        resource: str,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> dict[str, Any]:
         return self.request(
-            "PUT", path, resource=resource, body=dict(body), query=[("fieldManager", FIELD_MANAGER)]
+            "PUT",
+            path,
+            resource=resource,
+            body=dict(body),
+            query=[("fieldManager", FIELD_MANAGER)],
+            timeout=timeout,
         )
 
 

@@ -65,7 +65,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.watching.server_timeout = int(config.watch_timeout)
     settings.watching.client_timeout = config.watch_timeout + 10  # a silent stream is dropped
     metrics = memo.get("metrics") or Metrics()
-    services = Services.build(config, metrics=metrics)
+    services = Services.build(config, metrics=metrics, fence=memo.get("fence"))
     try:
         check_crds(services)
     except KubeError as error:
@@ -76,7 +76,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
             ) from None
         raise kopf.TemporaryError(f"cannot reach the API server: {error}", delay=5) from None
     memo.services = services
-    services.housekeeper.start()
+    services.start()
     liveness = memo.get("liveness")
     if liveness is not None:
         liveness.leading(lambda: services.housekeeper.passes)

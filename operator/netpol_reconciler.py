@@ -5,7 +5,9 @@ Level-based: whatever triggered it (a policy, a namespace label, someone deletin
 ones the watch has shown, applies what differs with server-side apply, and deletes managed
 objects that no policy wants any more. A NetworkPolicy without the managed-by label is never seen
 here, so never touched. Writes happen only on a difference, and a no-op apply does not change
-the object, so the operator cannot chase its own events.
+the object, so the operator cannot chase its own events. A namespace whose write failed (an
+admission webhook refusing it, the API server away) is retried with exponential backoff by
+:class:`~mamori.operator.requeue.Requeue`, not left for the next full resync.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mamori.operator.events import EventRecorder, ObjectRef
 from mamori.operator.kube import MANAGED_BY, MANAGED_BY_LABEL, Kube, KubeError, network_policy_path
 from mamori.operator.metrics import Metrics
+from mamori.operator.requeue import Requeue
 from mamori.operator.state import ClusterState, NamespaceRecord, NetworkPolicyRecord, PolicyRecord
 from mamori.policy import API_VERSION, KIND
 from mamori.policy.network import NetworkPolicySpec
@@ -120,9 +125,52 @@ def normalize(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class NetworkPolicyCount:
+    """For one policy: namespaces that should have its NetworkPolicy, and those where the
+    object in the cluster (as last listed or watched) says exactly what it should."""
+
+    desired: int = 0
+    in_place: int = 0
+
+
+def count_network_policies(
+    records: Sequence[PolicyRecord],
+    namespaces: Sequence[NamespaceRecord],
+    actual: Mapping[tuple[str, str], NetworkPolicyRecord],
+) -> dict[str, NetworkPolicyCount]:
+    """Desired vs in place, per policy name, compared object by object."""
+    counts: dict[str, NetworkPolicyCount] = {}
+    for record in records:
+        policy = record.policy
+        section = policy.sections.get("networkPolicy") if policy is not None else None
+        rendered = section.render() if isinstance(section, NetworkPolicySpec) else None
+        if policy is None or rendered is None:
+            continue
+        desired = in_place = 0
+        for namespace in namespaces:
+            if namespace.terminating or not policy.selects(namespace.name, namespace.labels):
+                continue
+            desired += 1
+            manifest = build_manifest(record, namespace=namespace.name, spec=rendered)
+            current = actual.get((namespace.name, manifest["metadata"]["name"]))
+            if current is not None and matches(current, manifest):
+                in_place += 1
+        counts[record.name] = NetworkPolicyCount(desired=desired, in_place=in_place)
+    return counts
+
+
 class NetworkPolicyReconciler:
     def __init__(
-        self, *, state: ClusterState, kube: Kube, events: EventRecorder, metrics: Metrics
+        self,
+        *,
+        state: ClusterState,
+        kube: Kube,
+        events: EventRecorder,
+        metrics: Metrics,
+        retry_base: float = 0.5,
+        retry_limit: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.state = state
         self.kube = kube
@@ -131,6 +179,13 @@ class NetworkPolicyReconciler:
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._errors: dict[str, dict[str, str]] = {}
+        self.retries = Requeue(
+            self.reconcile_namespace,
+            base=retry_base,
+            limit=retry_limit,
+            name="mamori-netpol-retries",
+            clock=clock,
+        )
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -139,9 +194,26 @@ class NetworkPolicyReconciler:
             self.reconcile_namespace(namespace.name)
 
     def reconcile_namespace(self, namespace: str) -> list[str]:
-        """Converge one namespace; return the names written (applied or deleted)."""
+        """Converge one namespace; return the names written (applied or deleted).
+
+        When a write fails, the namespace is requeued with backoff; a full success forgets it.
+        """
         with self._lock_for(namespace):
-            return self._reconcile(namespace)
+            written, failed = self._reconcile(namespace)
+        if failed:
+            delay = self.retries.failed(namespace)
+            logger.info("NetworkPolicies in %s: retrying in %.1fs", namespace, delay)
+        else:
+            self.retries.forget(namespace)
+        return written
+
+    def counts(self) -> dict[str, NetworkPolicyCount]:
+        """Desired vs in place for every policy with a networkPolicy section."""
+        with self.state.lock:
+            actual = dict(self.state.network_policies)
+        return count_network_policies(
+            self.state.all_policy_records(), self.state.all_namespaces(), actual
+        )
 
     def on_network_policy(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Watch event for a managed NetworkPolicy: put it right if someone changed it."""
@@ -182,6 +254,7 @@ class NetworkPolicyReconciler:
             for errors in self._errors.values():
                 errors.pop(namespace, None)
             self._locks.pop(namespace, None)
+        self.retries.forget(namespace)
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -195,15 +268,17 @@ class NetworkPolicyReconciler:
             return {}
         return desired_network_policies(self.state.all_policy_records(), record)
 
-    def _reconcile(self, namespace: str) -> list[str]:
+    def _reconcile(self, namespace: str) -> tuple[list[str], bool]:
+        """Converge; return (names written, whether any write failed)."""
         where = self.state.namespace(namespace)
         if where is None or where.terminating:
-            return []  # gone or going: the namespace controller removes what is inside
+            return [], False  # gone or going: the namespace controller removes what is inside
         records = self.state.all_policy_records()
         broken = {policy_label(r.name) for r in records if r.policy is None}
         desired = self._desired(namespace)
         actual = self.state.network_policies_in(namespace)
         written: list[str] = []
+        failed = False
         for name, (record, manifest) in desired.items():
             current = actual.get(name)
             if current is not None and matches(current, manifest):
@@ -219,6 +294,7 @@ class NetworkPolicyReconciler:
             except KubeError as error:
                 self._set_error(record.name, namespace, _explain(error, namespace, name))
                 logger.warning("could not apply NetworkPolicy %s/%s: %s", namespace, name, error)
+                failed = True
                 continue
             self.state.set_network_policy(record_from_object(result))
             self._set_error(record.name, namespace, None)
@@ -231,6 +307,7 @@ class NetworkPolicyReconciler:
                 self.kube.delete(network_policy_path(namespace, name), resource="networkpolicies")
             except KubeError as error:
                 logger.warning("could not delete NetworkPolicy %s/%s: %s", namespace, name, error)
+                failed = True
                 continue
             self.state.remove_network_policy(namespace, name)
             written.append(name)
@@ -240,7 +317,7 @@ class NetworkPolicyReconciler:
             for policy_name, errors in self._errors.items():
                 if policy_name not in wanted_by:
                     errors.pop(namespace, None)
-        return written
+        return written, failed
 
     def _set_error(self, policy_name: str, namespace: str, message: str | None) -> None:
         with self._guard:

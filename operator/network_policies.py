@@ -21,10 +21,9 @@ MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 
 
 @kopf.index("networking.k8s.io", "v1", "networkpolicies", labels=MANAGED)
-def network_policy_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, str]:
-    record = record_from_object(dict(body))
-    memo.services.state.set_network_policy(record)
-    return {f"{record.namespace}/{record.name}": record.policy_label}
+def network_policy_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Record it in ClusterState; returns None, so kopf's own index stays empty."""
+    memo.services.state.set_network_policy(record_from_object(dict(body)))
 
 
 @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=MANAGED)
@@ -33,4 +32,5 @@ def network_policy_event(
 ) -> None:
     services: Services = memo.services
     services.handled.synced.set()
+    services.handled.observe("networkpolicy", str(body.metadata.uid), event.get("type"))
     services.reconciler.on_network_policy(event.get("type"), dict(body))

@@ -1,10 +1,13 @@
 """ClusterSecurityPolicy and Namespace events: keep the model current, fan changes out.
 
 Index handlers store every policy and namespace in :class:`ClusterState` as kopf lists and
-watches them; kopf runs no other handler until those lists are complete, so nothing is ever
-decided on half a picture. The event handlers then fan real changes out: a changed policy (or
-namespace labels) can change every namespace's NetworkPolicies and every pod's scan settings,
-so both are re-converged; each only writes where something differs.
+watches them (kopf's own index stays empty); kopf runs no other handler until those lists are
+complete, so nothing is ever decided on half a picture. Every event handler also tells
+:class:`Handled` what it saw, so that a re-list by kopf (which reports no deletions) triggers
+our own re-list from the API.
+The event handlers then fan real changes out: a changed policy (or namespace labels) can
+change every namespace's NetworkPolicies and every pod's scan settings, so both are
+re-converged; each only writes where something differs.
 """
 
 from __future__ import annotations
@@ -16,58 +19,33 @@ from typing import Any
 import kopf
 
 from mamori.operator.events import ObjectRef
+from mamori.operator.records import namespace_record, policy_record
 from mamori.operator.services import Services
-from mamori.operator.state import NamespaceRecord, PolicyRecord
-from mamori.policy import API_GROUP, API_VERSION, KIND, PLURAL, PolicyError, parse_policy
+from mamori.policy import API_GROUP, API_VERSION, KIND, PLURAL
+
+__all__ = ["namespace_record", "policy_record"]
 
 logger = logging.getLogger(__name__)
 
 
-def policy_record(body: Mapping[str, Any]) -> PolicyRecord:
-    metadata = body.get("metadata") or {}
-    try:
-        policy, error = parse_policy(body), None
-    except PolicyError as problem:
-        policy, error = None, str(problem)
-    generation = metadata.get("generation")
-    return PolicyRecord(
-        name=str(metadata.get("name", "")),
-        uid=str(metadata.get("uid", "")),
-        generation=generation if isinstance(generation, int) else 0,
-        policy=policy,
-        error=error,
-        status=dict(body.get("status") or {}),
-    )
-
-
-def namespace_record(body: Mapping[str, Any]) -> NamespaceRecord:
-    metadata = body.get("metadata") or {}
-    phase = (body.get("status") or {}).get("phase")
-    return NamespaceRecord(
-        name=str(metadata.get("name", "")),
-        labels=dict(metadata.get("labels") or {}),
-        terminating=phase == "Terminating" or bool(metadata.get("deletionTimestamp")),
-    )
-
-
+# Index handlers for their two effects, not for an index: kopf runs no other handler until
+# every indexed resource is listed, and they fill ClusterState meanwhile. They return None, so
+# kopf stores nothing (the view is ClusterState, which a re-list replaces whole).
 @kopf.index(API_GROUP, "v1alpha1", PLURAL)
-def policy_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, int]:
-    record = policy_record(dict(body))
-    memo.services.state.set_policy(record)
-    return {record.name: record.generation}
+def policy_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.services.state.set_policy(policy_record(dict(body)))
 
 
 @kopf.index("", "v1", "namespaces")
-def namespace_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, bool]:
-    record = namespace_record(dict(body))
-    memo.services.state.set_namespace(record)
-    return {record.name: record.terminating}
+def namespace_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.services.state.set_namespace(namespace_record(dict(body)))
 
 
 @kopf.on.event(API_GROUP, "v1alpha1", PLURAL)
 def policy_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     services: Services = memo.services
     services.handled.synced.set()
+    services.handled.observe("policy", str(body.metadata.uid), event.get("type"))
     state, name = services.state, body.metadata.name
     if event.get("type") == "DELETED":
         state.remove_policy(name)
@@ -79,7 +57,11 @@ def policy_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_
         if not services.handled.changed("policy", name, (record.uid, record.policy, record.error)):
             return  # only the status moved (often our own write)
         if record.error:
-            logger.warning("policy %s is invalid: %s", record.name, record.error)
+            logger.warning(
+                "policy %s is invalid (%s); keeping its last valid spec in effect",
+                record.name,
+                record.error,
+            )
             services.events.warning(
                 ObjectRef(API_VERSION, KIND, record.name, uid=record.uid),
                 reason="InvalidSpec",
@@ -95,6 +77,7 @@ def policy_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_
 def namespace_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     services: Services = memo.services
     services.handled.synced.set()
+    services.handled.observe("namespace", str(body.metadata.uid), event.get("type"))
     name = body.metadata.name
     if event.get("type") == "DELETED":
         services.state.remove_namespace(name)
@@ -103,9 +86,13 @@ def namespace_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, 
         return
     record = namespace_record(dict(body))
     services.state.set_namespace(record)
-    if not services.handled.changed("namespace", name, (record.labels, record.terminating)):
+    version = (str(body.metadata.uid), record.labels, record.terminating)
+    if not services.handled.changed("namespace", name, version):
         return
     services.reconciler.reconcile_namespace(name)
+    if name in services.reconciler.retries.pending():
+        # not done yet: the retry queue owns it, and an event for this version must act again
+        services.handled.forget("namespace", name)
     # scan settings follow namespace labels; pods may also have arrived before their namespace
     services.scanner.refresh_pods(
         pod.key for pod in services.state.all_pods() if pod.namespace == name

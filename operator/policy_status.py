@@ -3,6 +3,13 @@
 :func:`build_status` is pure: from what the operator knows it computes the whole status, keeping
 each condition's ``lastTransitionTime`` while its status stays the same, so an unchanged cluster
 yields an identical status and :class:`StatusWriter` writes nothing.
+
+The status says what is true: ``NetworkPoliciesReady`` compares, namespace by namespace, the
+NetworkPolicy each selected namespace should have with the object in the cluster (the view a
+re-list keeps honest), and ``networkPolicies.ready`` ("in place/desired") is the column
+``kubectl get csp`` shows. While an edit left the spec invalid, the last valid spec stays in
+effect (see ``PolicyRecord``) and ``Ready`` is False with the parser's error, which names the
+field.
 """
 
 from __future__ import annotations
@@ -10,12 +17,16 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mamori.operator.audit import Auditor
 from mamori.operator.kube import Kube, KubeError, cluster_object_path
-from mamori.operator.netpol_reconciler import NetworkPolicyReconciler, policy_label
+from mamori.operator.netpol_reconciler import (
+    NetworkPolicyCount,
+    NetworkPolicyReconciler,
+    policy_label,
+)
 from mamori.operator.scan_model import STATUS_ANNOTATION, ScanStatus
 from mamori.operator.scanner import ProviderHealth, ProviderProblem
 from mamori.operator.state import ClusterState, NamespaceRecord, PodRecord, PolicyRecord
@@ -44,16 +55,18 @@ class PolicyFacts:
     pods: Sequence[PodRecord]
     audits: Mapping[PodKey, Mapping[str, tuple[str, ...]]]
     provider_problems: Sequence[ProviderProblem]
+    network_policies: NetworkPolicyCount = field(default_factory=NetworkPolicyCount)
 
 
 def build_status(facts: PolicyFacts, *, offenders: int, now: str) -> dict[str, Any]:
     record = facts.record
     policy = record.policy
     previous = _conditions_by_type(record.status)
+    invalid = _invalid_message(record)
     if policy is None:
         unknown = ("Unknown", "InvalidSpec", "the policy spec is invalid")
         conditions = [
-            ("Ready", "False", "InvalidSpec", record.error or "invalid spec"),
+            ("Ready", "False", "InvalidSpec", invalid or "invalid spec"),
             ("NetworkPoliciesReady", *unknown),
             ("ScanProviderReady", *unknown),
         ]
@@ -67,36 +80,73 @@ def build_status(facts: PolicyFacts, *, offenders: int, now: str) -> dict[str, A
     exempt = [ns for ns in facts.namespaces if policy.is_exempt(ns.name)]
     selected_names = {ns.name for ns in selected}
     pods = sorted((p for p in facts.pods if p.namespace in selected_names), key=lambda p: p.key)
-    network = _network_condition(facts, has_section="networkPolicy" in policy.sections)
+    has_network = "networkPolicy" in policy.sections
+    network = _network_condition(facts, has_section=has_network)
     scan = _scan_condition(facts, has_section="imageScan" in policy.sections)
-    if network[1] != "True":
+    if invalid is not None:
+        ready = ("Ready", "False", "InvalidSpec", invalid)
+    elif network[1] != "True":
         ready = ("Ready", "False", "NetworkPoliciesNotReady", network[3])
     elif scan[1] != "True":
         ready = ("Ready", "False", "ScanProviderNotReady", scan[3])
     else:
         ready = ("Ready", "True", "Active", f"enforcing in {len(selected)} namespaces")
+    counts = facts.network_policies
+    network_policies = {
+        "managed": facts.managed_network_policies,
+        "desired": counts.desired,
+        "inPlace": counts.in_place,
+        "ready": f"{counts.in_place}/{counts.desired}",
+    }
     return {
         "observedGeneration": record.generation,
         "conditions": _conditions(
             [ready, network, scan], previous, generation=record.generation, now=now
         ),
         "namespaces": {"selected": len(selected), "exempt": len(exempt)},
-        "networkPolicies": {"managed": facts.managed_network_policies},
+        "networkPolicies": network_policies,
         "pods": _scan_counts(pods, scanning="imageScan" in policy.sections),
         "violations": _violations(pods, facts.audits, policy=record.name, limit=offenders),
     }
+
+
+def _invalid_message(record: PolicyRecord) -> str | None:
+    """The Ready message while the current spec is invalid; None when it is valid."""
+    if record.error is None:
+        return None
+    if record.policy is None:
+        return record.error
+    return (
+        f"the spec is invalid: {record.error}; generation {record.valid_generation} "
+        "(the last valid spec) stays in effect until it is fixed"
+    )
 
 
 def _network_condition(facts: PolicyFacts, *, has_section: bool) -> tuple[str, str, str, str]:
     name = "NetworkPoliciesReady"
     if not has_section:
         return (name, "True", "NotConfigured", "the policy has no networkPolicy section")
+    counts = facts.network_policies
     if facts.network_errors:
         failures = "; ".join(f"{ns}: {msg}" for ns, msg in sorted(facts.network_errors.items())[:3])
         more = len(facts.network_errors) - 3
         suffix = f" (and {more} more namespaces)" if more > 0 else ""
         return (name, "False", "ApplyFailed", failures + suffix)
-    return (name, "True", "Applied", f"{facts.managed_network_policies} NetworkPolicies in place")
+    if counts.in_place < counts.desired:
+        missing = counts.desired - counts.in_place
+        return (
+            name,
+            "False",
+            "Missing",
+            f"{counts.in_place} of {counts.desired} NetworkPolicies in place "
+            f"({missing} missing or changed; being restored)",
+        )
+    return (
+        name,
+        "True",
+        "Applied",
+        f"{counts.in_place} of {counts.desired} NetworkPolicies in place",
+    )
 
 
 def _scan_condition(facts: PolicyFacts, *, has_section: bool) -> tuple[str, str, str, str]:
@@ -211,6 +261,7 @@ class StatusWriter:
         audits = self.auditor.audit()
         namespaces = self.state.all_namespaces()
         pods = self.state.all_pods()
+        network_counts = self.reconciler.counts()
         written = 0
         for record in records:
             scan = record.policy.sections.get("imageScan") if record.policy else None
@@ -226,6 +277,7 @@ class StatusWriter:
                 provider_problems=self.health.problems(
                     [str(p) for p in scan.providers] if scan is not None else []
                 ),
+                network_policies=network_counts.get(record.name, NetworkPolicyCount()),
             )
             status = build_status(facts, offenders=self.offenders, now=utc_now())
             if _same(status, record.status):

@@ -41,6 +41,7 @@ def run_operator(
     _stop_on_signals(stop)
     elector: LeaseElector | None = None
     lost = threading.Event()
+    memo.fence = lost  # every Kube of this replica refuses writes once the Lease is lost
     renewing = threading.Event()
     if config.leader_election:
         elector = LeaseElector(

@@ -6,6 +6,7 @@ restarted one) never share state.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from mamori.operator.audit import Auditor
@@ -20,6 +21,7 @@ from mamori.operator.providers.base import ScanProvider
 from mamori.operator.providers.ecr import EcrProvider
 from mamori.operator.providers.imagescan import ImageScanProvider
 from mamori.operator.providers.trivy_operator import TrivyOperatorProvider
+from mamori.operator.relist import ClusterLister
 from mamori.operator.scan_cache import ScanCache
 from mamori.operator.scanner import PodScanner, ProviderHealth
 from mamori.operator.state import ClusterState, Handled
@@ -43,15 +45,32 @@ class Services:
     housekeeper: Housekeeper
 
     @classmethod
-    def build(cls, config: OperatorConfig, *, metrics: Metrics | None = None) -> Services:
+    def build(
+        cls,
+        config: OperatorConfig,
+        *,
+        metrics: Metrics | None = None,
+        fence: threading.Event | None = None,
+    ) -> Services:
         metrics = metrics or Metrics()
+        handled = Handled()
         kube = Kube(
-            load_client_configuration(config.kubeconfig), metrics=metrics, pool=config.workers + 4
+            load_client_configuration(config.kubeconfig),
+            metrics=metrics,
+            pool=config.workers + 4,
+            on_unreachable=handled.relist_wanted.set,
+            fence=fence,
         )
         state = ClusterState()
-        handled = Handled()
         events = EventRecorder(kube, instance=config.replica_identity())
-        reconciler = NetworkPolicyReconciler(state=state, kube=kube, events=events, metrics=metrics)
+        reconciler = NetworkPolicyReconciler(
+            state=state,
+            kube=kube,
+            events=events,
+            metrics=metrics,
+            retry_base=config.retry_base_delay,
+            retry_limit=config.retry_max_delay,
+        )
         cache = ScanCache()
         health = ProviderHealth()
         providers: dict[str, ScanProvider] = {
@@ -91,6 +110,8 @@ class Services:
             synced=handled.synced,
             status_interval=config.status_interval,
             resync_interval=config.resync_interval,
+            lister=ClusterLister(kube=kube, state=state),
+            relist_wanted=handled.relist_wanted,
         )
         return cls(
             config=config,
@@ -108,6 +129,11 @@ class Services:
             housekeeper=housekeeper,
         )
 
+    def start(self) -> None:
+        self.reconciler.retries.start()
+        self.housekeeper.start()
+
     def close(self) -> None:
         self.housekeeper.stop()
+        self.reconciler.retries.stop()
         self.kube.close()

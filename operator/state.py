@@ -1,26 +1,39 @@
 """What the operator knows about the cluster, kept current by watch events.
 
 kopf's handlers write here; reconcilers and the status loop read here instead of asking the API
-server. The whole object lives on kopf's ``memo`` (one per operator run), so restarts start clean
-and tests can run operators side by side. A single lock guards it: every critical section is a
-few dict operations, never an API call.
+server. It is a *view*, not a ledger of events: a re-list from the API server
+(:mod:`mamori.operator.relist`) replaces it whole with :meth:`ClusterState.replace_listed`, so an
+object deleted while the watch was away (no DELETED event ever comes) disappears here too. The
+whole object lives on kopf's ``memo`` (one per operator run), so restarts start clean and tests
+can run operators side by side. A single lock guards it: every critical section is a few dict
+operations, never an API call.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mamori.operator.scan_model import ImageRef, ScanReport
 from mamori.policy import Policy
 from mamori.policy.image_scan import ImageScanSpec, merge_image_scans
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class PolicyRecord:
-    """A ClusterSecurityPolicy as last seen; ``policy`` is None when its spec is invalid."""
+    """A ClusterSecurityPolicy as last seen.
+
+    ``policy`` is what is *in effect*: the current spec when it is valid, else the last valid
+    spec of the same object (generation ``valid_generation``), else None. ``error`` is the
+    parser's message while the current spec is invalid. One last-known-good rule, like the
+    webhook's: a typo in an edit never switches protections off (NetworkPolicies, audit and
+    scan settings all keep using the last valid spec); the status says the spec is invalid.
+    """
 
     name: str
     uid: str
@@ -28,6 +41,7 @@ class PolicyRecord:
     policy: Policy | None
     error: str | None
     status: Mapping[str, Any]
+    valid_generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +103,39 @@ class Handled:
     since I last fanned it out" from "the index already has it". ``synced`` is set by the first
     event handler call: kopf holds every event handler back until all indexed resources are
     listed, so from then on the state is complete.
+
+    ``relist_wanted`` is set when the view may have missed something: kopf re-listed a resource
+    (its watch restarted after 410 Gone, and it delivers every listed object again as an event
+    of type None, but never says which objects vanished) or the API server was unreachable.
+    The housekeeper answers it with a full re-list from the API (see :mod:`relist`).
     """
 
     def __init__(self) -> None:
         self.synced = threading.Event()
+        self.relist_wanted = threading.Event()
         self._seen: dict[tuple[str, str], object] = {}
+        self._observed: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+
+    def observe(self, kind: str, uid: str, event_type: str | None) -> bool:
+        """Note a watch event; True (and ``relist_wanted`` set) when it shows a re-list.
+
+        A listing event (type None) for an object this run has already had an event for can
+        only come from kopf listing the resource again: its watch restarted, and events may
+        have been lost in between.
+        """
+        key = (kind, uid)
+        with self._lock:
+            if event_type == "DELETED":
+                self._observed.discard(key)
+                return False
+            relisted = event_type is None and key in self._observed
+            self._observed.add(key)
+        if relisted and not self.relist_wanted.is_set():
+            logger.info("kopf re-listed %s (its watch restarted): re-listing everything", kind)
+        if relisted:
+            self.relist_wanted.set()
+        return relisted
 
     def changed(self, kind: str, name: str, version: object) -> bool:
         """Record ``version`` for (kind, name); True when it differs from the last one."""
@@ -113,6 +154,48 @@ class Handled:
 _NOTHING = object()
 
 
+def with_last_known_good(record: PolicyRecord, old: PolicyRecord | None) -> PolicyRecord:
+    """``record`` with the spec in effect: its own when valid, else ``old``'s last valid one."""
+    if record.policy is not None:
+        if record.valid_generation == record.generation:
+            return record
+        return replace(record, valid_generation=record.generation)
+    if old is None or old.uid != record.uid or old.policy is None:
+        return record  # never valid (as far as this run knows): nothing to fall back on
+    return replace(record, policy=old.policy, valid_generation=old.valid_generation)
+
+
+@dataclass(frozen=True, slots=True)
+class ListedObjects:
+    """What one re-list read from the API server: the whole truth for each kind."""
+
+    policies: Sequence[PolicyRecord]
+    namespaces: Sequence[NamespaceRecord]
+    network_policies: Sequence[NetworkPolicyRecord]
+    pods: Sequence[PodRecord]
+    image_scans: Mapping[str, ImageScanRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class RelistChanges:
+    """What a re-list found different from the view it replaced."""
+
+    policies: frozenset[str] = frozenset()
+    namespaces: frozenset[str] = frozenset()
+    network_policies: frozenset[tuple[str, str]] = frozenset()
+    pods: frozenset[tuple[str, str]] = frozenset()
+    image_scans: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.policies
+            or self.namespaces
+            or self.network_policies
+            or self.pods
+            or self.image_scans
+        )
+
+
 @dataclass
 class ClusterState:
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -124,27 +207,105 @@ class ClusterState:
     image_scans: dict[str, ImageScanRecord] = field(default_factory=dict)
     vulnerability_reports: dict[tuple[str, str, str, str], ScanReport] = field(default_factory=dict)
     policies_version: int = 0
+    # keys that watch events wrote while a re-list was reading the API (newer than the list)
+    _touched: set[tuple[str, object]] | None = None
+
+    # -- re-list: the API's answer replaces the view -------------------------------------------
+
+    def begin_relist(self) -> None:
+        """Start noting keys the watch writes, so that :meth:`replace_listed` keeps them."""
+        with self.lock:
+            self._touched = set()
+
+    def abandon_relist(self) -> None:
+        with self.lock:
+            self._touched = None
+
+    def replace_listed(self, listed: ListedObjects) -> RelistChanges:
+        """Make the view what the API listed, except keys a watch event wrote since
+        :meth:`begin_relist` (a later event; the watch delivers everything after it in order).
+
+        Objects missing from the list are gone, whether or not a DELETED event ever came.
+        """
+        with self.lock:
+            touched = self._touched or set()
+            self._touched = None
+            policies = self._replace_policies(listed.policies, touched)
+            namespaces = _replace(
+                self.namespaces, {n.name: n for n in listed.namespaces}, touched, "namespace"
+            )
+            network = _replace(
+                self.network_policies,
+                {(n.namespace, n.name): n for n in listed.network_policies},
+                touched,
+                "networkpolicy",
+            )
+            pods = _replace(self.pods, {p.key: p for p in listed.pods}, touched, "pod")
+            self.pods_by_digest = {}
+            for pod in self.pods.values():
+                for image in pod.images:
+                    if image.digest:
+                        self.pods_by_digest.setdefault(image.digest, set()).add(pod.key)
+            scans = _replace(self.image_scans, dict(listed.image_scans), touched, "imagescan")
+            if namespaces:
+                self.policies_version += 1  # audits depend on namespace labels too
+            return RelistChanges(
+                policies=frozenset(policies),
+                namespaces=frozenset(namespaces),
+                network_policies=frozenset(network),
+                pods=frozenset(pods),
+                image_scans=frozenset(scans),
+            )
+
+    def _replace_policies(
+        self, records: Sequence[PolicyRecord], touched: set[tuple[str, object]]
+    ) -> set[str]:
+        changed: set[str] = set()
+        listed = {r.name: r for r in records}
+        for name in list(self.policy_records):
+            if name not in listed and ("policy", name) not in touched:
+                del self.policy_records[name]
+                changed.add(name)
+        for name, record in listed.items():
+            if ("policy", name) in touched:
+                continue
+            if self._store_policy(record):
+                changed.add(name)
+        if changed:
+            self.policies_version += 1
+        return changed
+
+    def _touch(self, kind: str, key: object) -> None:
+        if self._touched is not None:
+            self._touched.add((kind, key))
 
     # -- policies ------------------------------------------------------------------------------
 
     def set_policy(self, record: PolicyRecord) -> bool:
-        """Store a policy; True when what it means changed (not only its status)."""
+        """Store a policy (keeping its last valid spec in effect); True when what it means
+        changed (not only its status)."""
         with self.lock:
-            old = self.policy_records.get(record.name)
-            self.policy_records[record.name] = record
-            changed = old is None or (old.policy, old.error, old.uid) != (
-                record.policy,
-                record.error,
-                record.uid,
-            )
-            if changed:
-                self.policies_version += 1
-            return changed
+            self._touch("policy", record.name)
+            return self._store_policy(record)
 
     def remove_policy(self, name: str) -> None:
         with self.lock:
+            self._touch("policy", name)
             if self.policy_records.pop(name, None) is not None:
                 self.policies_version += 1
+
+    def _store_policy(self, record: PolicyRecord) -> bool:
+        old = self.policy_records.get(record.name)
+        record = with_last_known_good(record, old)
+        self.policy_records[record.name] = record
+        changed = old is None or (old.policy, old.error, old.uid) != (
+            record.policy,
+            record.error,
+            record.uid,
+        )
+        if changed:
+            self.policies_version += 1
+        return changed
 
     def policies(self) -> list[Policy]:
         """Valid policies, sorted by name (the order every merge uses)."""
@@ -171,18 +332,21 @@ class ClusterState:
                     policy=old.policy,
                     error=old.error,
                     status=status,
+                    valid_generation=old.valid_generation,
                 )
 
     # -- namespaces ----------------------------------------------------------------------------
 
     def set_namespace(self, record: NamespaceRecord) -> NamespaceRecord | None:
         with self.lock:
+            self._touch("namespace", record.name)
             old = self.namespaces.get(record.name)
             self.namespaces[record.name] = record
             return old
 
     def remove_namespace(self, name: str) -> None:
         with self.lock:
+            self._touch("namespace", name)
             self.namespaces.pop(name, None)
 
     def namespace(self, name: str) -> NamespaceRecord | None:
@@ -198,12 +362,14 @@ class ClusterState:
     def set_network_policy(self, record: NetworkPolicyRecord) -> NetworkPolicyRecord | None:
         with self.lock:
             key = (record.namespace, record.name)
+            self._touch("networkpolicy", key)
             old = self.network_policies.get(key)
             self.network_policies[key] = record
             return old
 
     def remove_network_policy(self, namespace: str, name: str) -> NetworkPolicyRecord | None:
         with self.lock:
+            self._touch("networkpolicy", (namespace, name))
             return self.network_policies.pop((namespace, name), None)
 
     def network_policies_in(self, namespace: str) -> dict[str, NetworkPolicyRecord]:
@@ -222,6 +388,7 @@ class ClusterState:
 
     def set_pod(self, record: PodRecord) -> PodRecord | None:
         with self.lock:
+            self._touch("pod", record.key)
             old = self.pods.get(record.key)
             if old is not None:
                 self._unindex(old)
@@ -233,6 +400,7 @@ class ClusterState:
 
     def remove_pod(self, namespace: str, name: str) -> PodRecord | None:
         with self.lock:
+            self._touch("pod", (namespace, name))
             old = self.pods.pop((namespace, name), None)
             if old is not None:
                 self._unindex(old)
@@ -251,6 +419,7 @@ class ClusterState:
             old = self.pods.get(key)
             if old is None:
                 return
+            self._touch("pod", key)
             merged = {k: v for k, v in {**old.annotations, **annotations}.items() if v is not None}
             self.pods[key] = PodRecord(
                 namespace=old.namespace,
@@ -313,10 +482,12 @@ class ClusterState:
 
     def set_image_scan(self, digest: str, record: ImageScanRecord) -> None:
         with self.lock:
+            self._touch("imagescan", digest)
             self.image_scans[digest] = record
 
     def remove_image_scan(self, digest: str) -> None:
         with self.lock:
+            self._touch("imagescan", digest)
             self.image_scans.pop(digest, None)
 
     def image_scan(self, digest: str) -> ImageScanRecord | None:
@@ -352,3 +523,22 @@ class ClusterState:
             if "imageScan" in p.sections
         ]
         return merge_image_scans(specs)
+
+
+def _replace(
+    view: dict[Any, Any], listed: Mapping[Any, Any], touched: set[tuple[str, object]], kind: str
+) -> set[Any]:
+    """Replace ``view``'s entries with ``listed`` in place, keeping watch-touched keys;
+    return the keys that differ (added, removed or changed)."""
+    changed: set[Any] = set()
+    for key in list(view):
+        if key not in listed and (kind, key) not in touched:
+            del view[key]
+            changed.add(key)
+    for key, value in listed.items():
+        if (kind, key) in touched:
+            continue
+        if view.get(key) != value:
+            view[key] = value
+            changed.add(key)
+    return changed

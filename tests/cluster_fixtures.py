@@ -9,6 +9,14 @@ operator's tests use these fixtures too. Fixtures: ``control_plane`` (session), 
 (session, a Path), ``kubectl`` (session, runs the real kubectl), ``kube_api`` (session,
 a kubernetes.client.ApiClient), ``namespace`` (per test, a fresh namespace's name),
 ``make_namespace`` (per test, a factory for more, with labels).
+
+Fault tests get a control plane of their own per test, never the session's (see
+tests/integration/faults.py): ``private_control_plane`` (a started LocalControlPlane; extra
+kube-apiserver flags come from ``private_apiserver_args``, which a module overrides or a test
+parametrizes), ``private_kubectl`` (the real kubectl bound to it), ``apiserver_proxy`` (a started
+LoopbackProxy in front of its API server) and ``proxied_kubeconfig`` (its admin kubeconfig going
+through that proxy). All are stopped after the test, failed or not. A module-scoped fault
+fixture uses ``faults.private_control_plane()`` directly.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import pytest
 
 from mamori.controlplane import ControlPlaneError, ControlPlaneSettings, LocalControlPlane
 from mamori.settings import SettingsError, load_settings
+from tests.integration import faults
 
 EXISTING_CLUSTER_ENV = "MAMORI_TEST_KUBECONFIG"
 KUBECTL_TIMEOUT = 120.0
@@ -191,3 +200,55 @@ def namespace_name(test_name: str) -> str:
     """A valid, unique namespace name that still says which test made it."""
     readable = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")[:48].strip("-")
     return f"{readable or 'test'}-{uuid.uuid4().hex[:6]}"
+
+
+# -- fault tests ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def private_apiserver_args() -> tuple[str, ...]:
+    """Extra kube-apiserver flags for ``private_control_plane`` (e.g. ``--watch-cache=false``)."""
+    return ()
+
+
+@pytest.fixture
+def private_control_plane(
+    private_apiserver_args: tuple[str, ...],
+) -> Iterator[LocalControlPlane]:
+    """etcd + kube-apiserver for this test alone: it may kill, cut and compact at will."""
+    with faults.private_control_plane(apiserver_args=private_apiserver_args) as plane:
+        yield plane
+
+
+@pytest.fixture
+def private_kubectl(
+    private_control_plane: LocalControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Kubectl:
+    """The real kubectl against ``private_control_plane`` (its admin kubeconfig)."""
+    cluster = ClusterUnderTest(
+        private_control_plane.kubeconfig,
+        private_control_plane.kubectl,
+        tmp_path_factory.mktemp("private-kubectl-cache"),
+        local=private_control_plane,
+    )
+    return Kubectl(cluster)
+
+
+@pytest.fixture
+def apiserver_proxy(private_control_plane: LocalControlPlane) -> Iterator[faults.LoopbackProxy]:
+    """A LoopbackProxy in front of ``private_control_plane``'s API server, stopped after."""
+    port = int(private_control_plane.server.rsplit(":", 1)[1])
+    with faults.LoopbackProxy((faults.LOOPBACK, port)) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def proxied_kubeconfig(
+    private_control_plane: LocalControlPlane,
+    apiserver_proxy: faults.LoopbackProxy,
+    tmp_path: Path,
+) -> Path:
+    """The private control plane's admin kubeconfig, going through ``apiserver_proxy``."""
+    return faults.write_proxied_kubeconfig(
+        private_control_plane.kubeconfig, tmp_path / "proxied-kubeconfig", apiserver_proxy
+    )

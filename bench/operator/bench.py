@@ -302,6 +302,9 @@ def run(namespaces: int, pods_per_namespace: int, workers: int, arena_max: int) 
                     and pod_patches(m) >= total_pods
                     and m.get("mamori_operator_network_policy_repairs_total", 0) == 0
                     and cluster_converged(cluster, namespaces, m)
+                    # the first re-list and kopf's own listing may both reach a pod: count
+                    # annotated pods, not patches alone
+                    and cluster.count_annotated_pods() >= total_pods
                 ),
                 timeout=900,
                 what="convergence",

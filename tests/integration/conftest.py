@@ -1,7 +1,10 @@
-"""Fixtures shared by the operator's integration tests (tests/integration/test_operator_*.py).
+"""Fixtures shared by the integration tests in this directory.
 
 ``operator`` runs one in-process operator per test module; a module that needs other settings
 overrides ``operator_overrides`` (fields of OperatorConfig) instead of repeating the fixture.
+
+The fault-test fixtures (``private_control_plane`` and friends) are in tests/cluster_fixtures.py,
+so that every directory can use them; the faults themselves are in faults.py.
 """
 
 from __future__ import annotations

@@ -30,4 +30,4 @@ def test_demo_tells_the_whole_story() -> None:
     assert "deployment.apps/web created" in output
     assert "mamori-production" in output  # a managed NetworkPolicy
     assert "vulnerable" in output  # the pod's scan status
-    assert "ENFORCEMENT   NAMESPACES   VIOLATIONS   READY" in output
+    assert "ENFORCEMENT   NAMESPACES   VIOLATIONS   NETWORKPOLICIES   READY" in output

@@ -105,7 +105,8 @@ def test_created_in_selected_namespaces_only_and_others_left_alone(
         current = cluster.policy(name)
         status = current.get("status", {})
         wanted = status.get("namespaces") == {"selected": 1, "exempt": 1}
-        return current if wanted and status.get("networkPolicies") == {"managed": 1} else None
+        counts = {"managed": 1, "desired": 1, "inPlace": 1, "ready": "1/1"}
+        return current if wanted and status.get("networkPolicies") == counts else None
 
     status = wait_until(settled, message="status counts")
     assert condition(status, "NetworkPoliciesReady")["status"] == "True"

@@ -182,3 +182,55 @@ def test_providers_are_asked_in_order(
     annotations = cluster.wait_for_scan_status(ns, pod, "clean")
     assert json.loads(annotations["mamori.io/scan-summary"])["low"] == 3
     assert "mamori.io/scanned-at" not in annotations  # the pipeline did not say when
+
+
+def test_an_invalid_edit_keeps_the_last_valid_spec_for_scans_and_audit(
+    cluster: Cluster, operator: Services
+) -> None:
+    """A typo in an edit must not strip scan annotations cluster-wide or drop the audit: the
+    last valid spec stays in effect (as in the webhook) and the status names the bad field."""
+    ns, policy = unique("typo"), unique("typo")
+    cluster.create_namespace(ns, {"mamori-test": ns})
+    spec: dict[str, Any] = {
+        "enforcement": "Audit",
+        "namespaceSelector": {"matchLabels": {"mamori-test": ns}},
+        "imageScan": {"providers": ["imagescan"], "severityThreshold": "HIGH"},
+    }
+    try:
+        cluster.apply_policy(policy, spec)
+        digest = fake_digest(ns)
+        cluster.write_image_scan(digest, {"scanner": "trivy-ci", "summary": {"low": 1}})
+        pod = unique("app")
+        cluster.create_pod(ns, pod, {"app": f"registry.example.com/app@{digest}"}, security="")
+        cluster.kubelet_reports(ns, pod, {"app": f"registry.example.com/app@{digest}"})
+        cluster.wait_for_scan_status(ns, pod, "clean")
+
+        def audited() -> dict[str, Any] | None:
+            status = cluster.policy(policy).get("status") or {}
+            return status if (status.get("violations") or {}).get("pods") == 1 else None
+
+        wait_until(audited, message="the audit to count the pod")
+
+        typo = {**spec, "networkPolicy": {"allowedEgressCIDRs": ["10.0.0.1/8"]}}  # host bits
+        cluster.apply_policy(policy, typo)
+
+        def invalid() -> dict[str, Any] | None:
+            status = cluster.policy(policy).get("status") or {}
+            ready = next(
+                (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
+            )
+            if status.get("observedGeneration") == 2 and ready.get("reason") == "InvalidSpec":
+                return {"status": status, "ready": ready}
+            return None
+
+        seen = wait_until(invalid, message="the status to report the invalid spec")
+        assert "spec.networkPolicy.allowedEgressCIDRs[0]" in seen["ready"]["message"]
+        assert "generation 1" in seen["ready"]["message"]
+        # the edit was fanned out before the status was written: a strip would have happened
+        passes = operator.housekeeper.passes
+        wait_until(lambda: operator.housekeeper.passes >= passes + 2, message="two passes")
+        assert cluster.pod_annotations(ns, pod).get("mamori.io/scan-status") == "clean"
+        assert (cluster.policy(policy)["status"].get("violations") or {}).get("pods") == 1
+    finally:
+        cluster.delete_policy(policy)
+        cluster.delete_namespace(ns)

@@ -101,8 +101,9 @@ def test_running_pods_are_audited_and_counted(
     assert condition({"status": status}, "Ready")["status"] == "True"
 
     table = kubectl("get", "csp", name).stdout.splitlines()
-    assert table[0].split() == ["NAME", "ENFORCEMENT", "NAMESPACES", "VIOLATIONS", "READY", "AGE"]
-    assert table[1].split()[:5] == [name, "Audit", "2", "2", "True"]
+    header = ["NAME", "ENFORCEMENT", "NAMESPACES", "VIOLATIONS", "NETWORKPOLICIES", "READY", "AGE"]
+    assert table[0].split() == header
+    assert table[1].split()[:6] == [name, "Audit", "2", "2", "0/0", "True"]
 
     # a pod goes away, another is fixed by its owner: the counts follow
     cluster.core.delete_namespaced_pod("foreign", other, grace_period_seconds=0)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from mamori.operator.netpol_reconciler import NetworkPolicyCount
 from mamori.operator.policies import policy_record
 from mamori.operator.policy_status import PolicyFacts, build_status
 from mamori.operator.scanner import ProviderProblem
-from mamori.operator.state import NamespaceRecord, PodRecord, PolicyRecord
+from mamori.operator.state import ClusterState, NamespaceRecord, PodRecord, PolicyRecord
 
 NOW = "2026-01-01T00:00:00Z"
 LATER = "2026-01-01T01:00:00Z"
@@ -55,6 +56,7 @@ def facts(record: PolicyRecord, **overrides: Any) -> PolicyFacts:
             ("dev", "w"): {"p": ("privileged",)},
         },
         "provider_problems": [],
+        "network_policies": NetworkPolicyCount(desired=2, in_place=2),
     }
     values.update(overrides)
     return PolicyFacts(**values)
@@ -70,7 +72,7 @@ def test_counts_and_offenders() -> None:
     )
     assert status["observedGeneration"] == 4
     assert status["namespaces"] == {"selected": 2, "exempt": 0}
-    assert status["networkPolicies"] == {"managed": 2}
+    assert status["networkPolicies"] == {"managed": 2, "desired": 2, "inPlace": 2, "ready": "2/2"}
     assert status["pods"] == {
         "total": 3,
         "clean": 1,
@@ -135,3 +137,60 @@ def test_transition_time_only_moves_with_the_status() -> None:
     )
     # no imageScan section: provider problems do not concern this policy
     assert failing == first
+
+
+def test_network_policies_missing_from_the_cluster_make_the_status_false() -> None:
+    # the case: 6 managed NetworkPolicies wanted, 3 deleted behind the watch's back
+    status = build_status(
+        facts(
+            csp(networkPolicy={}),
+            managed_network_policies=3,
+            network_policies=NetworkPolicyCount(desired=6, in_place=3),
+        ),
+        offenders=5,
+        now=NOW,
+    )
+    network = condition(status, "NetworkPoliciesReady")
+    assert (network["status"], network["reason"]) == ("False", "Missing")
+    assert "3 of 6" in network["message"]
+    assert condition(status, "Ready")["reason"] == "NetworkPoliciesNotReady"
+    assert status["networkPolicies"]["ready"] == "3/6"
+
+
+def test_all_in_place_says_how_many_of_how_many() -> None:
+    status = build_status(
+        facts(csp(networkPolicy={}), network_policies=NetworkPolicyCount(desired=2, in_place=2)),
+        offenders=5,
+        now=NOW,
+    )
+    network = condition(status, "NetworkPoliciesReady")
+    assert (network["status"], network["message"]) == ("True", "2 of 2 NetworkPolicies in place")
+
+
+def test_invalid_edit_keeps_the_last_valid_spec_in_effect_and_says_so() -> None:
+    state = ClusterState()
+    state.set_policy(csp(networkPolicy={}, imageScan={"providers": ["ecr"]}))
+    broken = policy_record(
+        {
+            "apiVersion": "mamori.io/v1alpha1",
+            "kind": "ClusterSecurityPolicy",
+            "metadata": {"name": "p", "uid": "u", "generation": 5},
+            "spec": {
+                "namespaceSelector": {"matchLabels": {"env": "prod"}},
+                "networkPolicy": {"allowedEgressCIDRs": ["10.0.0.1/8"]},
+            },
+        }
+    )
+    state.set_policy(broken)
+    record = state.policy_record("p")
+    assert record is not None and record.policy is not None
+    status = build_status(facts(record), offenders=5, now=NOW)
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "spec.networkPolicy.allowedEgressCIDRs[0]" in ready["message"]
+    assert "generation 4" in ready["message"]
+    assert status["observedGeneration"] == 5
+    # the last valid spec is still what counts, audits and scans
+    assert status["namespaces"] == {"selected": 2, "exempt": 0}
+    assert status["violations"]["pods"] == 2
+    assert condition(status, "NetworkPoliciesReady")["status"] == "True"

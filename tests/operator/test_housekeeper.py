@@ -1,0 +1,212 @@
+"""The housekeeper's timing (operator/housekeeper.py): what runs on which pass, by the clock.
+
+The loop's own waits are real but tiny (``status_interval`` 10 ms); *when* a resync or a rescan
+is due is decided by the injected clock, which only the test moves. Its collaborators are
+recorders: what is under test is the schedule, not the reconcilers (tested on their own).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from mamori.operator.housekeeper import Housekeeper
+from mamori.operator.scan_cache import ScanCache
+from mamori.operator.scan_model import Outcome, ProviderAnswer
+from tests.helpers import wait_for
+
+RESYNC_INTERVAL = 300.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Recorder:
+    """Stands in for the reconciler, the scanner, the status writer and the state."""
+
+    resyncs: list[float] = field(default_factory=list)
+    refreshes: int = 0
+    rescanned: list[list[str]] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)
+    fail_resyncs: int = 0
+    fail_refreshes: int = 0
+    clock: Clock = field(default_factory=Clock)
+
+    def reconcile_all(self) -> None:
+        self.resyncs.append(self.clock.now)
+        if self.fail_resyncs:
+            self.fail_resyncs -= 1
+            raise RuntimeError("the API server said no")
+
+    def refresh(self) -> int:
+        self.refreshes += 1
+        if self.fail_refreshes:
+            self.fail_refreshes -= 1
+            raise RuntimeError("status write failed")
+        return 0
+
+    def refresh_digests(self, digests: Iterable[str]) -> int:
+        self.rescanned.append(list(digests))
+        return 0
+
+    def refresh_pods(self, keys: Iterable[Any]) -> int:
+        return 0
+
+    def digests_in_use(self) -> list[str]:
+        return list(self.digests)
+
+
+class CountingEvent(threading.Event):
+    """``synced``: counts how often the loop looked, so a test can wait for it to have looked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.looks += 1
+        return super().wait(timeout)
+
+
+@dataclass
+class Running:
+    keeper: Housekeeper
+    recorder: Recorder
+    clock: Clock
+    cache: ScanCache
+    synced: CountingEvent
+
+    def passes_after(self, count: int) -> int:
+        """Wait until ``count`` more passes have run; return the pass count then."""
+        target = self.keeper.passes + count
+        wait_for(lambda: self.keeper.passes >= target, message=f"{count} more passes")
+        return self.keeper.passes
+
+
+@pytest.fixture
+def running() -> Iterator[Running]:
+    recorder = Recorder()
+    clock = recorder.clock
+    cache = ScanCache(clock=clock)
+    synced = CountingEvent()
+    keeper = Housekeeper(
+        state=recorder,  # type: ignore[arg-type]
+        reconciler=recorder,  # type: ignore[arg-type]
+        scanner=recorder,  # type: ignore[arg-type]
+        cache=cache,
+        status=recorder,  # type: ignore[arg-type]
+        synced=synced,
+        status_interval=0.01,
+        resync_interval=RESYNC_INTERVAL,
+        clock=clock,
+    )
+    keeper.start()
+    try:
+        yield Running(keeper, recorder, clock, cache, synced)
+    finally:
+        keeper.stop()
+    assert keeper._thread is not None and not keeper._thread.is_alive()
+
+
+def answer(outcome: Outcome) -> ProviderAnswer:
+    return ProviderAnswer(provider="ecr", outcome=outcome)
+
+
+def test_nothing_runs_before_the_first_list_is_in(running: Running) -> None:
+    wait_for(lambda: running.synced.looks >= 3, message="the loop to look three times")
+    assert running.keeper.passes == 0
+    assert running.recorder.resyncs == [] and running.recorder.refreshes == 0
+    running.synced.set()
+    running.passes_after(1)
+    assert running.recorder.resyncs == [1000.0]  # the first pass converges everything
+
+
+def test_a_resync_runs_once_per_interval_of_the_clock(running: Running) -> None:
+    running.synced.set()
+    running.passes_after(5)
+    assert running.recorder.resyncs == [1000.0]
+    running.clock.now += RESYNC_INTERVAL - 0.5
+    running.passes_after(5)
+    assert running.recorder.resyncs == [1000.0]
+    running.clock.now += 0.5  # exactly one interval after the last resync: due
+    running.passes_after(2)
+    assert running.recorder.resyncs == [1000.0, 1000.0 + RESYNC_INTERVAL]
+    running.passes_after(5)
+    assert len(running.recorder.resyncs) == 2
+
+
+def test_status_is_refreshed_on_every_pass(running: Running) -> None:
+    running.synced.set()
+    before = running.passes_after(1)
+    refreshes = running.recorder.refreshes
+    after = running.passes_after(10)
+    assert running.recorder.refreshes - refreshes == after - before
+
+
+def test_a_failed_resync_is_retried_on_the_next_pass_not_a_whole_interval_later(
+    running: Running,
+) -> None:
+    running.recorder.fail_resyncs = 2
+    running.synced.set()
+    running.passes_after(4)
+    assert running.recorder.resyncs == [1000.0, 1000.0, 1000.0]  # two failures, then it held
+    running.passes_after(5)
+    assert len(running.recorder.resyncs) == 3  # back on the interval
+
+
+def test_a_failing_status_write_does_not_stop_the_loop(running: Running) -> None:
+    running.recorder.fail_refreshes = 3
+    running.synced.set()
+    running.passes_after(6)
+    assert running.recorder.refreshes >= 6 and running.keeper._thread is not None
+    assert running.keeper._thread.is_alive()
+
+
+def test_a_resync_wanted_runs_on_the_next_pass_without_waiting_for_the_clock(
+    running: Running,
+) -> None:
+    running.synced.set()
+    running.passes_after(2)
+    running.keeper.relist_wanted.set()
+    running.passes_after(2)
+    assert running.recorder.resyncs == [1000.0, 1000.0]
+    assert not running.keeper.relist_wanted.is_set()
+
+
+def test_expired_scan_answers_are_rescanned_and_unused_digests_forgotten(
+    running: Running,
+) -> None:
+    cache, clock = running.cache, running.clock
+    running.recorder.digests = ["sha256:in-use", "sha256:pending"]
+    for digest, outcome in [
+        ("sha256:in-use", Outcome.COMPLETE),
+        ("sha256:pending", Outcome.PENDING),
+        ("sha256:gone", Outcome.COMPLETE),
+    ]:
+        cache.get(("ecr", digest, ""), lambda o=outcome: answer(o), ttl_complete=3600, ttl_other=60)
+    running.synced.set()
+    running.passes_after(3)
+    assert running.recorder.rescanned == []  # nothing expired yet; "gone" is pruned
+    assert [key[1] for key in cache._entries] == ["sha256:in-use", "sha256:pending"]
+    clock.now += 60  # the pending answer's rescan interval has passed
+    running.passes_after(2)
+    assert running.recorder.rescanned == [["sha256:pending"]]
+    clock.now += 3600
+    running.passes_after(2)
+    assert running.recorder.rescanned == [["sha256:pending"], ["sha256:in-use"]]
+
+
+def test_stop_ends_the_thread_even_before_the_first_list(running: Running) -> None:
+    running.keeper.stop(timeout=5)
+    assert running.keeper._thread is not None and not running.keeper._thread.is_alive()
+    assert running.keeper.passes == 0
