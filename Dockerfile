@@ -19,8 +19,12 @@ WORKDIR /src
 # Hash-checking mode: every wheel must match requirements/*.lock (tools/lock_runtime.py), and
 # --only-binary means nothing is compiled from an sdist. The runtime virtualenv has no pip of its
 # own: nothing can be installed into it once it is built.
+# The two optional secrets carry a pip configuration for builds behind a private index or proxy
+# (tools/image/build.sh passes the host's); they are mounted for this step only, never stored.
 COPY requirements/ requirements/
-RUN python -m venv /opt/build \
+RUN --mount=type=secret,id=pipconf,target=/etc/pip.conf \
+    --mount=type=secret,id=pipcert,target=/run/secrets/pipcert \
+    python -m venv /opt/build \
     && /opt/build/bin/pip install --require-hashes --no-deps --only-binary=:all: \
         -r requirements/build.lock \
     && python -m venv --without-pip /opt/mamori \
@@ -34,7 +38,14 @@ COPY operator/ operator/
 # Byte-compiled here, because the root filesystem is read-only at run time.
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /src/dist . \
     && /opt/build/bin/pip --python /opt/mamori/bin/python install --no-deps --no-index \
-        /src/dist/mamori-*.whl \
+        /src/dist/mamori-*.whl
+
+# What mamori never loads at run time (measured: botocore's models of ~450 AWS services, the
+# unused asyncio copy of the kubernetes client, libraries' bundled tests) stays out of the image.
+# Kept models: the ECR client the operator creates, and STS/SSO for botocore's credential chain.
+COPY tools/image/slim_venv.py tools/image/
+RUN /opt/mamori/bin/python tools/image/slim_venv.py /opt/mamori/lib/python3.11/site-packages \
+        --aws-services ecr,inspector2,sso,sso-oidc,sts --drop kubernetes/aio \
     && /opt/mamori/bin/mamori --version
 
 # -- run: the base image, the virtualenv, a numeric non-root user -------------------------------
@@ -43,7 +54,7 @@ LABEL org.opencontainers.image.title="mamori" \
       org.opencontainers.image.description="Container-security guardrails for Kubernetes" \
       org.opencontainers.image.licenses="Apache-2.0"
 # The base image's own installers go too: at run time nothing is installed, by anyone.
-RUN python -m pip uninstall --yes --quiet pip setuptools wheel \
+RUN python -m pip uninstall --yes --quiet --root-user-action=ignore pip setuptools wheel \
     && rm -rf /root/.cache
 COPY --from=build /opt/mamori /opt/mamori
 ENV PATH=/opt/mamori/bin:$PATH \

@@ -13,14 +13,15 @@ PYTEST_ARGS ?=
 # keep `python -m …` run from the repo root from putting the working directory on sys.path.
 export PYTHONSAFEPATH := 1
 
-.PHONY: help venv controlplane helm lint typecheck hadolint unit integration test demo bench \
-        clean kind-up kind-install
+.PHONY: help venv controlplane helm image lint typecheck hadolint unit integration test demo \
+        bench clean kind-up kind-install
 
 help:
 	@echo "make demo          the whole story on a local control plane (builds what it needs)"
 	@echo "make test          lint, types, unit and integration tests (real kube-apiserver)"
 	@echo "make controlplane  build etcd, kube-apiserver and kubectl from Go modules"
 	@echo "make helm          build helm from Go modules"
+	@echo "make image         build the Dockerfile with buildah into .cache/image/mamori.oci.tar"
 	@echo "make bench         benchmarks (figures go to docs/benchmarks.md by hand)"
 
 $(BIN)/.installed: pyproject.toml
@@ -37,6 +38,12 @@ controlplane:
 helm:
 	bash tools/helm/build.sh
 
+# The Dockerfile built with buildah on a local stand-in for python:3.11-slim (no Docker engine;
+# needs root and the Debian packages buildah, mmdebstrap, runc, umoci). Rebuilt only when an input
+# changes; the image tests (marker `image`) run it with runc.
+image:
+	bash tools/image/build.sh
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -48,13 +55,13 @@ hadolint: venv
 	$(BIN)/hadolint Dockerfile
 
 unit: venv helm
-	$(BIN)/pytest tests -m "not integration" $(PYTEST_ARGS)
+	$(BIN)/pytest tests -m "not integration and not image" $(PYTEST_ARGS)
 
 integration: venv controlplane helm
 	$(BIN)/pytest tests -m integration $(PYTEST_ARGS)
 
 # One pytest run for everything, so the control plane starts once per session.
-test: venv controlplane helm lint typecheck hadolint
+test: venv controlplane helm image lint typecheck hadolint
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 demo: venv controlplane

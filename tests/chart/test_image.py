@@ -116,6 +116,7 @@ def test_the_build_context_leaves_out_everything_but_the_sources() -> None:
         "mamori",
         "webhook",
         "operator",
+        "tools/image/slim_venv.py",
     }
     copied = [
         rest.split()[0].rstrip("/")
@@ -123,3 +124,23 @@ def test_the_build_context_leaves_out_everything_but_the_sources() -> None:
         if keyword == "COPY" and not rest.startswith("--from")
     ]
     assert set(copied) <= allowed | {"pyproject.toml", "README.md"}
+
+
+def test_pip_configuration_reaches_the_build_only_as_optional_secrets() -> None:
+    """The host's pip settings (index, CA bundle) are build secrets, mounted for the downloading
+    step only: never an ARG or ENV, which the image's history would keep, and optional, so a plain
+    `docker build .` needs none."""
+    steps = instructions(DOCKERFILE.read_text())
+    for keyword, rest in steps:
+        if keyword in ("ARG", "ENV"):
+            names = re.findall(r"(?:^|\s)([A-Z_]+)=", rest) or [rest.split("=")[0]]
+            assert not [name for name in names if name.startswith("PIP_INDEX")], rest
+            assert not re.search(r"PIP_(CERT|CLIENT_CERT|EXTRA_INDEX_URL|TRUSTED_HOST)", rest)
+    runs = [rest for keyword, rest in steps if keyword == "RUN"]
+    (downloading,) = [run for run in runs if "--require-hashes" in run]
+    mounts = re.findall(r"--mount=(\S+)", downloading)
+    assert mounts == [
+        "type=secret,id=pipconf,target=/etc/pip.conf",
+        "type=secret,id=pipcert,target=/run/secrets/pipcert",
+    ]
+    assert all("--mount" not in run for run in runs if run is not downloading)
