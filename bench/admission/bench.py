@@ -240,6 +240,32 @@ def server_side_mean_ms(server: Server) -> float:
     return float(found[b"sum"]) / max(float(found[b"count"]), 1) * 1000
 
 
+def prepare_workspace(
+    args: argparse.Namespace, *, prefix: str
+) -> tuple[Path, dict[str, Path], list[str]]:
+    """A scratch folder with a CA, a serving pair, the policy, the review body and wrk's script;
+    return it, those files, and the `mamori webhook` flags every server under test shares."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    ca = LocalCA()
+    (work / "ca.crt").write_bytes(ca.certificate_pem)
+    ca.issue_server("bench").write(certificate=work / "tls.crt", key=work / "tls.key")
+    (work / "policy.yaml").write_text(yaml.safe_dump(payload.POLICY))
+    body = json.dumps(payload.review(), separators=(",", ":")).encode()
+    (work / "body.json").write_bytes(body)
+    lua = work / "post.lua"
+    lua.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f'local f = io.open("{work / "body.json"}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
+    )
+    files = {"lua": lua, "body": work / "body.json", "ca": work / "ca.crt"}
+    common = [
+        "--listen", "127.0.0.1:0", "--tls-cert", str(work / "tls.crt"),
+        "--tls-key", str(work / "tls.key"), "--workers", str(args.workers),
+        "--threads", str(args.threads), "--log-format", "text",
+    ]  # fmt: skip
+    return work, files, common
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds of saturation load")
@@ -258,24 +284,8 @@ def main() -> int:
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is missing: apt-get install -y wrk hey")
 
-    work = Path(tempfile.mkdtemp(prefix="mamori-bench-"))
-    ca = LocalCA()
-    (work / "ca.crt").write_bytes(ca.certificate_pem)
-    ca.issue_server("bench").write(certificate=work / "tls.crt", key=work / "tls.key")
-    (work / "policy.yaml").write_text(yaml.safe_dump(payload.POLICY))
-    body = json.dumps(payload.review(), separators=(",", ":")).encode()
-    (work / "body.json").write_bytes(body)
-    lua = work / "post.lua"
-    lua.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f'local f = io.open("{work / "body.json"}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
-    )
-    files = {"lua": lua, "body": work / "body.json", "ca": work / "ca.crt"}
-    common = [
-        "--listen", "127.0.0.1:0", "--tls-cert", str(work / "tls.crt"),
-        "--tls-key", str(work / "tls.key"), "--workers", str(args.workers),
-        "--threads", str(args.threads), "--log-format", "text",
-    ]  # fmt: skip
+    work, files, common = prepare_workspace(args, prefix="mamori-bench-")
+    body = files["body"].read_bytes()
     python = sys.executable
     servers = []
     try:

@@ -15,18 +15,13 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from bench.admission import payload
-from bench.admission.bench import ROOT, Server, paced, wrk
+from bench.admission.bench import ROOT, Server, paced, prepare_workspace, wrk
 from bench.admission.candidates import CANDIDATES
-from mamori.localca import LocalCA
 
 SLOW_OPEN_TIMEOUT = 60
 
@@ -152,25 +147,8 @@ def main() -> int:
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is missing: apt-get install -y wrk")
 
-    work = Path(tempfile.mkdtemp(prefix="mamori-slow-bench-"))
-    ca = LocalCA()
-    (work / "ca.crt").write_bytes(ca.certificate_pem)
-    ca.issue_server("bench").write(certificate=work / "tls.crt", key=work / "tls.key")
-    (work / "policy.yaml").write_text(yaml.safe_dump(payload.POLICY))
-    body = json.dumps(payload.review(), separators=(",", ":")).encode()
-    (work / "body.json").write_bytes(body)
-    lua = work / "post.lua"
-    lua.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f'local f = io.open("{work / "body.json"}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
-    )
-    files = {"lua": lua, "body": work / "body.json", "ca": work / "ca.crt"}
-    common = [
-        "--listen", "127.0.0.1:0", "--tls-cert", str(work / "tls.crt"),
-        "--tls-key", str(work / "tls.key"), "--workers", str(args.workers),
-        "--threads", str(args.threads), "--log-format", "text",
-        "--policy", str(work / "policy.yaml"),
-    ]  # fmt: skip
+    work, files, common = prepare_workspace(args, prefix="mamori-slow-bench-")
+    common += ["--policy", str(work / "policy.yaml")]
     rows: list[Row] = []
     for round_number in range(1, args.rounds + 1):  # alternate, so others' load hits all alike
         for candidate in args.candidates:
