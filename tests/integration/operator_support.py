@@ -352,3 +352,31 @@ def delete_all(
         cluster.delete_policy(name)
     for name in namespaces:
         cluster.delete_namespace(name)
+
+
+def webhook_configuration_body(name: str) -> dict[str, Any]:
+    """Two webhooks that select no namespace: they judge nothing on the shared control plane."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [
+            {
+                "name": f"{hook}.mamori.io",
+                "clientConfig": {"url": "https://127.0.0.1:9/validate"},
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["pods"],
+                    }
+                ],
+                "namespaceSelector": {"matchLabels": {"mamori.io/never": name}},
+                "failurePolicy": "Ignore",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+            }
+            for hook in ("validate", "second")
+        ],
+    }

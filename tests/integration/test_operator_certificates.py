@@ -28,7 +28,11 @@ from mamori.operator.config import OperatorConfig
 from mamori.operator.runtime import run_operator
 from tests.cluster_fixtures import Kubectl
 from tests.helpers import wait_for
-from tests.integration.operator_support import CRD_FILES, operator_config
+from tests.integration.operator_support import (
+    CRD_FILES,
+    operator_config,
+    webhook_configuration_body,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -45,30 +49,7 @@ def crds(kubectl: Kubectl) -> None:
 def webhook_configuration(kubectl: Kubectl) -> Iterator[str]:
     """A webhook configuration to inject into; it selects no namespace, so it judges nothing."""
     name = f"certs-{uuid.uuid4().hex[:6]}"
-    body = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": name},
-        "webhooks": [
-            {
-                "name": f"{hook}.mamori.io",
-                "clientConfig": {"url": "https://127.0.0.1:9/validate"},
-                "rules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE"],
-                        "resources": ["pods"],
-                    }
-                ],
-                "namespaceSelector": {"matchLabels": {"mamori.io/never": name}},
-                "failurePolicy": "Ignore",
-                "sideEffects": "None",
-                "admissionReviewVersions": ["v1"],
-            }
-            for hook in ("validate", "second")
-        ],
-    }
+    body = webhook_configuration_body(name)
     kubectl("create", "-f", "-", input=json.dumps(body))
     yield name
     kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")

@@ -26,6 +26,7 @@ from mamori.operator.metrics import Metrics
 from tests.cluster_fixtures import Kubectl
 from tests.helpers import wait_for
 from tests.integration.faults import LoopbackProxy
+from tests.integration.operator_support import webhook_configuration_body
 
 pytestmark = pytest.mark.integration
 START = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
@@ -59,34 +60,6 @@ class HookedKube(Kube):
     def replace(self, path: str, body: Any, *, resource: str) -> dict[str, Any]:
         self._hook()
         return super().replace(path, body, resource=resource)
-
-
-def webhook_configuration_body(name: str) -> dict[str, Any]:
-    """Two webhooks that select no namespace: they judge nothing on the shared control plane."""
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": name},
-        "webhooks": [
-            {
-                "name": f"{hook}.mamori.io",
-                "clientConfig": {"url": "https://127.0.0.1:9/validate"},
-                "rules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE"],
-                        "resources": ["pods"],
-                    }
-                ],
-                "namespaceSelector": {"matchLabels": {"mamori.io/never": name}},
-                "failurePolicy": "Ignore",
-                "sideEffects": "None",
-                "admissionReviewVersions": ["v1"],
-            }
-            for hook in ("validate", "second")
-        ],
-    }
 
 
 @pytest.fixture
