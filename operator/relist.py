@@ -3,8 +3,8 @@
 kopf restarts a watch with a fresh list after 410 Gone (an API-server restart, etcd compaction
 with the watch cache off, a long network cut). It delivers every *listed* object again (as an
 event of type None) but never says which objects vanished in the gap, so a view kept from events
-alone (as kopf 1.45's own indexes are) keeps them. A DELETED event that never came must not leave a deleted NetworkPolicy "in place" or a deleted
-policy enforced. So, like a controller-runtime informer whose Reflector calls ``Replace`` on its
+alone (as kopf 1.45's own indexes are) keeps them. A DELETED event that never came must not
+leave a deleted NetworkPolicy "in place" or a deleted policy enforced. So, like a controller-runtime informer whose Reflector calls ``Replace`` on its
 store after every list, the operator lists policies, namespaces, managed NetworkPolicies, pods
 and ImageScans itself and replaces its view with the answer
 (:meth:`~mamori.operator.state.ClusterState.replace_listed`); the reconcilers then converge
