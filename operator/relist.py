@@ -1,15 +1,15 @@
 """Re-list: read the cluster from the API server and make it the operator's view, whole.
 
-kopf restarts a watch with a fresh list after 410 Gone (an API-server restart, etcd compaction
-with the watch cache off, a long network cut). It delivers every *listed* object again (as an
-event of type None) but never says which objects vanished in the gap, so a view kept from events
-alone (as kopf 1.45's own indexes are) keeps them. A DELETED event that never came must not
-leave a deleted NetworkPolicy "in place" or a deleted policy enforced. So, like a controller-runtime informer whose Reflector calls ``Replace`` on its
-store after every list, the operator lists policies, namespaces, managed NetworkPolicies, pods
-and ImageScans itself and replaces its view with the answer
-(:meth:`~mamori.operator.state.ClusterState.replace_listed`); the reconcilers then converge
-against what is really there. The housekeeper runs it when kopf re-listed, after the API server
-was unreachable, and every resync interval.
+kopf restarts a watch with a fresh list after 410 Gone (an API-server restart, etcd compaction with
+the watch cache off, a long network cut). It delivers every *listed* object again (as an event of
+type None) but never says which objects vanished in the gap, so a view kept from events alone (as
+kopf 1.45's own indexes are) keeps them. A DELETED event that never came must not leave a deleted
+NetworkPolicy "in place" or a deleted policy enforced. So, like a controller-runtime informer whose
+Reflector calls ``Replace`` on its store after every list, the operator lists policies, namespaces,
+managed NetworkPolicies, pods and ImageScans itself and replaces its view with the answer
+(:meth:`~mamori.operator.state.ClusterState.replace_listed`); the reconcilers then converge against
+what is really there. The housekeeper runs it when kopf re-listed, after the API server was
+unreachable, and every resync interval.
 """
 
 from __future__ import annotations
