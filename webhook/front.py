@@ -23,6 +23,7 @@ import contextlib
 import functools
 import logging
 import os
+import resource
 import signal
 import ssl
 import sys
@@ -63,6 +64,7 @@ class Limits:
     client_timeout: float
     keepalive: float
     max_body_bytes: int
+    max_connections: int = 2048
     access_log: bool = False
 
 
@@ -121,6 +123,23 @@ class Front:
             )
         return response, keep_alive
 
+    def make_room(self, newcomer: Connection) -> None:
+        """Over ``max_connections``: close the connection that has waited longest for a request
+        (idle keep-alive, or a request still arriving). One the app is answering is never
+        closed; a client whose idle connection is closed opens a new one, as HTTP allows."""
+        if len(self.connections) <= self.limits.max_connections:
+            return
+        waiting = [c for c in self.connections if c is not newcomer and not c.busy]
+        if waiting:
+            oldest = min(waiting, key=lambda connection: connection.waiting_since)
+            self.connections.discard(oldest)  # counted out now; its TLS close takes a moment
+            LOG.warning(
+                "%d connections open, the limit is %d: closing the one waiting longest",
+                len(self.connections),
+                self.limits.max_connections,
+            )
+            oldest.close()
+
     def stop_accepting(self) -> None:
         """Finish what is in flight; close connections that wait for a next request."""
         self.accepting = False
@@ -149,12 +168,14 @@ class Connection(asyncio.Protocol):
         self.discard = 0  # bytes of a refused body still to drop
         self.server: tuple[str, int] = ("", 0)
         self.peer: tuple[str, int] | None = None
+        self.waiting_since = front.loop.time()  # when it began waiting for its current request
 
     # asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.front.connections.add(self)
+        self.front.make_room(self)
         sockname = transport.get_extra_info("sockname")
         self.server = (str(sockname[0]), int(sockname[1])) if sockname else ("", 0)
         peer = transport.get_extra_info("peername")
@@ -259,6 +280,7 @@ class Connection(asyncio.Protocol):
     def next_request(self) -> None:
         assert self.transport is not None
         self.started = False
+        self.waiting_since = self.front.loop.time()
         self.disarm()
         self.transport.resume_reading()
         if self.buffer:
@@ -306,6 +328,15 @@ class Connection(asyncio.Protocol):
             self.timer = None
 
 
+def raise_open_file_limit() -> None:
+    """Lift the soft limit on open files to the hard one: each connection is a descriptor, and
+    the common soft default (1,024) is far below what ``--max-connections`` allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop's loop: 15-25 % less server CPU per review than asyncio's (docs/benchmarks.md)."""
     return uvloop.new_event_loop()
@@ -318,6 +349,7 @@ class FrontWorker(Worker):  # type: ignore[misc]
     loop_factory: Callable[[], asyncio.AbstractEventLoop] = staticmethod(new_event_loop)
 
     def init_process(self) -> None:
+        raise_open_file_limit()
         self.loop = type(self).loop_factory()
         asyncio.set_event_loop(self.loop)
         self.quick = False
@@ -362,6 +394,7 @@ class FrontWorker(Worker):  # type: ignore[misc]
                 client_timeout=settings.client_timeout,
                 keepalive=settings.keepalive,
                 max_body_bytes=settings.max_body_bytes,
+                max_connections=settings.max_connections,
                 access_log=settings.access_log,
             ),
             threads=settings.threads,

@@ -54,6 +54,12 @@ class WebhookSettings:
     keepalive: int = setting(
         30, help="seconds an idle keep-alive connection from the API server stays open"
     )
+    max_connections: int = setting(
+        2048,
+        help="open client connections per worker process; past it, the connection that has "
+        "waited longest for a request is closed to make room (a flood of idle connections "
+        "cannot use up the process's file descriptors)",
+    )
     client_timeout: float = setting(
         10.0,
         help="seconds a client has for its TLS handshake, and for each whole request (head and "
@@ -83,7 +89,7 @@ class WebhookSettings:
         if self.kubeconfig is not None and not self.kubeconfig.is_file():
             raise SettingsError(f"--kubeconfig (MAMORI_KUBECONFIG)={self.kubeconfig}: no such file")
         parse_listen(self.listen)
-        for name in ("workers", "threads", "keepalive", "graceful_timeout"):
+        for name in ("workers", "threads", "keepalive", "graceful_timeout", "max_connections"):
             if getattr(self, name) < 1:
                 flag = name.replace("_", "-")
                 raise SettingsError(f"--{flag} (MAMORI_{name.upper()}) must be at least 1")

@@ -285,3 +285,37 @@ def test_malformed_heads_get_4xx_never_500(quick: Served) -> None:
         assert reply.startswith(b"HTTP/1.1 " + status), (request[:60], reply)
         assert reply.endswith(b"}") and b'{"error":' in reply, reply
     assert max(timed_reviews(quick, 3)) < EACH_BOUND
+
+
+def test_past_max_connections_the_longest_waiting_connection_makes_room(
+    pki: Pki, tmp_path: Path
+) -> None:
+    """An idle flood cannot use up the workers' descriptors: past --max-connections the oldest
+    waiting connections are closed, and a fresh review is answered."""
+    limit, flood = 8, 40  # per worker; two workers
+    server = serve(pki, tmp_path, "--max-connections", str(limit))
+    idle: list[ssl.SSLSocket] = []
+    try:
+        for _ in range(flood):
+            idle.append(connect(server))
+        timed = timed_reviews(server, 3)
+        closed = sum(1 for tls in idle if closed_by_server(tls))
+    finally:
+        for tls in idle:
+            tls.close()
+        assert server.stop() == 0, server.log()
+    assert max(timed) < EACH_BOUND
+    # at most `limit` per worker stay open (plus the review's own session)
+    assert closed >= flood - 2 * limit, f"only {closed} of {flood} idle connections were closed"
+    assert "closing the one waiting longest" in server.log()
+
+
+def closed_by_server(tls: ssl.SSLSocket) -> bool:
+    """The server closed this idle connection (end of stream or reset), rather than keeping it."""
+    tls.settimeout(0.2)
+    try:
+        return tls.recv(1) == b""
+    except TimeoutError:
+        return False  # still open: nothing to read
+    except (ConnectionError, ssl.SSLError):
+        return True
