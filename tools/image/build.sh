@@ -36,18 +36,23 @@ seconds() { echo "$(( $(date +%s) - $1 ))s"; }
 
 # -- the stand-in base ---------------------------------------------------------------------------
 standin_inputs=$(digest_of "$here/standin.sh" "$here/standin-python.sh" "$here/debian-sources.py")
-standin_ref=localhost/mamori-python-standin:${standin_inputs:0:16}
 if [[ -f $out/standin.oci.tar && $(cat "$out/standin.inputs" 2>/dev/null) == "$standin_inputs" ]]
 then
     step "stand-in base is up to date"
 else
     started=$(date +%s)
     step "making the stand-in for python:3.11-slim with mmdebstrap"
-    rm -f "$out/standin.inputs"
+    rm -f "$out/standin.inputs" "$out/standin.digest"
     bash "$here/standin.sh" "$out/standin.oci.tar"
+    sha256sum < "$out/standin.oci.tar" | cut -c1-64 > "$out/standin.digest"
     echo "$standin_inputs" > "$out/standin.inputs"
     step "stand-in made in $(seconds "$started")"
 fi
+# Named by the archive's content, not its recipe: mmdebstrap is not byte-reproducible, and an
+# image left in buildah's storage by another checkout must never stand in for this archive.
+[[ -s $out/standin.digest ]] || sha256sum < "$out/standin.oci.tar" | cut -c1-64 > "$out/standin.digest"
+standin_digest=$(cat "$out/standin.digest")
+standin_ref=localhost/mamori-python-standin:${standin_digest:0:16}
 if ! "${buildah[@]}" inspect --type image "$standin_ref" >/dev/null 2>&1; then
     standin_id=$("${buildah[@]}" pull --quiet "oci-archive:$out/standin.oci.tar")
     "${buildah[@]}" tag "$standin_id" "$standin_ref"
@@ -60,7 +65,7 @@ fi
 # -- the image -----------------------------------------------------------------------------------
 mapfile -t context < <(context_files)
 image_inputs=$(digest_of Dockerfile .dockerignore "$here"/*.sh "$here"/*.py "${context[@]}")
-image_inputs=$(printf '%s %s\n' "$image_inputs" "$standin_inputs" | sha256sum | cut -c1-64)
+image_inputs=$(printf '%s %s\n' "$image_inputs" "$standin_digest" | sha256sum | cut -c1-64)
 if [[ -f $out/mamori.oci.tar && $(cat "$out/mamori.inputs" 2>/dev/null) == "$image_inputs" ]]; then
     step "$out/mamori.oci.tar is up to date"
     exit 0
