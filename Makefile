@@ -13,13 +13,15 @@ PYTEST_ARGS ?=
 # keep `python -m …` run from the repo root from putting the working directory on sys.path.
 export PYTHONSAFEPATH := 1
 
-.PHONY: help venv controlplane helm image lint typecheck hadolint unit integration test demo \
-        bench clean kind-up kind-install
+.PHONY: help venv controlplane node helm image lint typecheck hadolint unit integration test \
+        demo bench clean kind-up kind-install
 
 help:
 	@echo "make demo          the whole story on a local control plane (builds what it needs)"
 	@echo "make test          lint, types, unit and integration tests (real kube-apiserver)"
 	@echo "make controlplane  build etcd, kube-apiserver and kubectl from Go modules"
+	@echo "make node          build kubelet, kube-proxy, kube-controller-manager, kube-scheduler,"
+	@echo "                   containerd 2.x and the CNI plugins from Go modules (runc from Debian)"
 	@echo "make helm          build helm from Go modules"
 	@echo "make image         build the Dockerfile with buildah into .cache/image/mamori.oci.tar"
 	@echo "make bench         benchmarks (figures go to docs/benchmarks.md by hand)"
@@ -34,6 +36,12 @@ venv: $(BIN)/.installed
 
 controlplane:
 	bash tools/controlplane/build.sh
+
+# A real node for the node tests: the Kubernetes node binaries from the control plane's pin,
+# containerd 2.x (CRI built in) and the CNI plugins from Go modules, into .cache/node/bin; runc,
+# iptables and busybox-static from Debian (installed with apt-get when missing, so as root).
+node:
+	bash tools/node/build.sh
 
 helm:
 	bash tools/helm/build.sh
@@ -57,11 +65,11 @@ hadolint: venv
 unit: venv helm
 	$(BIN)/pytest tests -m "not integration and not image" $(PYTEST_ARGS)
 
-integration: venv controlplane helm
+integration: venv controlplane node helm
 	$(BIN)/pytest tests -m integration $(PYTEST_ARGS)
 
 # One pytest run for everything, so the control plane starts once per session.
-test: venv controlplane helm image lint typecheck hadolint
+test: venv controlplane node helm image lint typecheck hadolint
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 demo: venv controlplane
