@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 export PYTHONSAFEPATH := 1
 
 .PHONY: help venv controlplane node helm image lint typecheck hadolint unit integration test \
-        demo bench clean kind-up kind-install
+        demo bench clean kind-up kind-install cluster cluster-down
 
 help:
 	@echo "make demo          the whole story on a local control plane (builds what it needs)"
@@ -24,6 +24,8 @@ help:
 	@echo "                   containerd 2.x and the CNI plugins from Go modules (runc from Debian)"
 	@echo "make helm          build helm from Go modules"
 	@echo "make image         build the Dockerfile with buildah into .cache/image/mamori.oci.tar"
+	@echo "make cluster       a local cluster with a real node and mamori installed by helm from"
+	@echo "                   our image, no Docker (root; Ctrl-C or make cluster-down stops it)"
 	@echo "make bench         benchmarks (figures go to docs/benchmarks.md by hand)"
 
 $(BIN)/.installed: pyproject.toml
@@ -71,6 +73,15 @@ integration: venv controlplane node helm
 # One pytest run for everything, so the control plane starts once per session.
 test: venv controlplane node helm image lint typecheck hadolint
 	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+# A Docker-free counterpart of `make kind-up kind-install`: control plane, controllers and one
+# real node (containerd, kubelet, kube-proxy) in a network namespace of their own, with mamori
+# installed by helm from the image `make image` built. Stays in the foreground.
+cluster: venv controlplane node helm image
+	$(BIN)/python tools/cluster/cluster.py up
+
+cluster-down: venv
+	$(BIN)/python tools/cluster/cluster.py down
 
 demo: venv controlplane
 	$(BIN)/python -m mamori.demo $(DEMO_ARGS)

@@ -53,6 +53,7 @@ from typing import IO, Any, NoReturn
 import yaml
 
 from mamori.localca import LocalCA, generate_signing_key
+from mamori.netns import LoopbackRelay, NetworkNamespace
 from mamori.settings import SettingsError, load_settings, setting
 from mamori.settings import add_arguments as add_settings_arguments
 
@@ -145,6 +146,19 @@ class ControlPlaneFiles:
         return self.root / f"{name}.log"
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClusterNetwork:
+    """Run the control plane inside ``namespace`` (a local cluster with a node, see
+    mamori/netns.py): the API server listens on every address in there and advertises
+    ``advertise_address`` (where pods reach it through the ``kubernetes`` Service); its
+    certificate also names ``certificate_hosts``. The host reaches both servers through loopback
+    relays on the same ports, so the kubeconfig is the same inside and out."""
+
+    namespace: NetworkNamespace
+    advertise_address: str
+    certificate_hosts: tuple[str, ...] = ()
+
+
 class ManagedProcess:
     """One server binary in its own process group, output to a log file."""
 
@@ -203,8 +217,15 @@ class ManagedProcess:
 class LocalControlPlane:
     """etcd + kube-apiserver on loopback; use as a context manager, or ``start()``/``stop()``."""
 
-    def __init__(self, settings: ControlPlaneSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: ControlPlaneSettings | None = None,
+        *,
+        network: ClusterNetwork | None = None,
+    ) -> None:
         self.settings = settings or ControlPlaneSettings()
+        self.network = network
+        self._relays: list[LoopbackRelay] = []
         self._files: ControlPlaneFiles | None = None
         self._processes: list[ManagedProcess] = []
         self._port = 0
@@ -430,6 +451,9 @@ class LocalControlPlane:
         crashed = [p for p in self._processes if p.exited_on_its_own()]
         for process in reversed(self._processes):
             process.stop(timeout=self.settings.stop_timeout)
+        relays, self._relays = self._relays, []
+        for relay in relays:
+            relay.stop()
         if crashed or self._failed:
             shutil.rmtree(files.etcd_data, ignore_errors=True)
             files.owner.unlink(missing_ok=True)  # kept for reading: never swept
@@ -443,6 +467,9 @@ class LocalControlPlane:
     def _start_servers(self, files: ControlPlaneFiles) -> None:
         deadline = time.monotonic() + self.settings.startup_timeout
         etcd_client, etcd_peer, self._port = _free_loopback_ports(3)
+        if self.network is not None:  # the host's way in, on the same ports
+            for port in (etcd_client, self._port):
+                self._relays.append(LoopbackRelay(self.network.namespace, port).start())
         self._admin_credentials = self._write_pki(files)
         self._etcd_url = etcd_url = f"http://{LOOPBACK}:{etcd_client}"
         self._apiserver_starts = 0
@@ -485,7 +512,10 @@ class LocalControlPlane:
     def _write_pki(self, files: ControlPlaneFiles) -> tuple[str, str]:
         ca = LocalCA("mamori-local-ca")
         files.ca_certificate.write_bytes(ca.certificate_pem)
-        ca.issue_server("kube-apiserver", hosts=(LOOPBACK, "localhost")).write(
+        hosts: tuple[str, ...] = (LOOPBACK, "localhost")
+        if self.network is not None:
+            hosts += (self.network.advertise_address, *self.network.certificate_hosts)
+        ca.issue_server("kube-apiserver", hosts=hosts).write(
             certificate=files.root / "apiserver.crt", key=files.root / "apiserver.key"
         )
         signing = generate_signing_key()
@@ -523,11 +553,12 @@ class LocalControlPlane:
         ]
 
     def _apiserver_argv(self, files: ControlPlaneFiles, *, etcd_url: str) -> list[str]:
+        advertise = LOOPBACK if self.network is None else self.network.advertise_address
         argv = [
             str(self.settings.controlplane_bin / "kube-apiserver"),
             f"--etcd-servers={etcd_url}",
-            f"--bind-address={LOOPBACK}",
-            f"--advertise-address={LOOPBACK}",
+            f"--bind-address={LOOPBACK if self.network is None else '0.0.0.0'}",
+            f"--advertise-address={advertise}",
             f"--secure-port={self._port}",
             f"--cert-dir={files.root / 'apiserver-certs'}",
             f"--tls-cert-file={files.root / 'apiserver.crt'}",
@@ -552,6 +583,8 @@ class LocalControlPlane:
         self, name: str, argv: Sequence[str], *, log_name: str | None = None
     ) -> ManagedProcess:
         files = self._require_started()
+        if self.network is not None:
+            argv = self.network.namespace.run_argv(argv)
         process = ManagedProcess(name=name, argv=argv, log_path=files.log(log_name or name))
         self._processes.append(process)
         return process

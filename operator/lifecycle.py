@@ -39,7 +39,7 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 
 def connection_info(configuration: kubernetes.client.Configuration) -> kopf.ConnectionInfo:
     header = configuration.api_key.get("BearerToken") or configuration.api_key.get("authorization")
-    token = str(header).removeprefix("Bearer ").strip() if header else None
+    token = _bearer_token(str(header)) if header else None
     return kopf.ConnectionInfo(
         server=configuration.host,
         ca_path=configuration.ssl_ca_cert or None,
@@ -49,6 +49,13 @@ def connection_info(configuration: kubernetes.client.Configuration) -> kopf.Conn
         scheme="Bearer" if token else None,
         token=token,
     )
+
+
+def _bearer_token(header: str) -> str:
+    """The token alone: the in-cluster loader writes "bearer <token>" (lower case), a kubeconfig
+    "Bearer <token>"; sending either prefix again would be refused as Unauthorized."""
+    scheme, _, rest = header.strip().partition(" ")
+    return rest.strip() if scheme.lower() == "bearer" and rest.strip() else header.strip()
 
 
 @kopf.on.startup()

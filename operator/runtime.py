@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import kopf
 
@@ -20,6 +20,9 @@ from mamori.operator.config import OperatorConfig
 from mamori.operator.kube import Kube, load_client_configuration
 from mamori.operator.leadership import LeaseElector
 from mamori.operator.metrics import Metrics
+
+if TYPE_CHECKING:  # kopf types the identity with a NewType it does not export
+    from kopf._core.engines.peering import Identity
 
 logger = logging.getLogger(__name__)
 EXIT_OK = 0
@@ -69,6 +72,9 @@ def run_operator(
             await kopf.operator(
                 clusterwide=True,
                 standalone=True,
+                # kopf would otherwise name the replica after getpass.getuser(), which raises
+                # for a numeric USER with no passwd entry (our image's 65532 on a real node).
+                identity=cast("Identity", config.replica_identity()),
                 memo=memo,
                 stop_flag=stop,
                 ready_flag=ready,

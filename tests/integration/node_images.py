@@ -88,3 +88,26 @@ def _digest(blob: bytes) -> str:
 
 def _descriptor(media_type: str, blob: bytes) -> dict[str, Any]:
     return {"mediaType": media_type, "digest": _digest(blob), "size": len(blob)}
+
+
+def renamed_archive(source: Path, *, name: str, destination: Path) -> Path:
+    """A copy of the one-image OCI archive ``source`` that containerd imports as ``name``.
+
+    buildah names the image by a short ref ("mamori:dev"); the CRI would look it up as
+    docker.io/library/mamori:dev. The copy carries containerd's own name annotation instead, so
+    the kubelet finds exactly the reference a chart asks for. Blobs are copied unchanged.
+    """
+    with tarfile.open(source) as original, tarfile.open(destination, "w") as copy:
+        for member in original.getmembers():
+            data = original.extractfile(member) if member.isfile() else None
+            if member.name.lstrip("./") == "index.json" and data is not None:
+                index = json.loads(data.read())
+                (descriptor,) = index["manifests"]
+                descriptor["annotations"] = {
+                    "io.containerd.image.name": name,
+                    "org.opencontainers.image.ref.name": name.rpartition(":")[2],
+                }
+                _add_file(copy, member.name, json.dumps(index).encode())
+            else:
+                copy.addfile(member, data)
+    return destination

@@ -52,6 +52,7 @@ from typing import IO
 import yaml
 
 from mamori.localca import LocalCA
+from mamori.netns import NetworkNamespace
 from tests.integration.node_images import (
     BUSYBOX_IMAGE,
     PAUSE_IMAGE,
@@ -173,12 +174,25 @@ class LocalNode:
     """containerd + kubelet registered with ``kubeconfig``'s API server; a context manager."""
 
     def __init__(
-        self, *, work_dir: Path, kubeconfig: Path, tls: KubeletTLS, identity: NodeIdentity
+        self,
+        *,
+        work_dir: Path,
+        kubeconfig: Path,
+        tls: KubeletTLS,
+        identity: NodeIdentity,
+        namespace: NetworkNamespace | None = None,
+        images: Sequence[Path] = (),
     ) -> None:
+        """``namespace``: run inside it (a whole local cluster, mamori/netns.py), where pods get
+        a default route through the bridge so that Service ClusterIPs reach them; without it the
+        node shares the host's network and pods reach only their subnet. ``images``: more OCI
+        archives to import before the kubelet starts."""
         self.work_dir = work_dir
         self.kubeconfig = kubeconfig
         self.tls = tls
         self.identity = identity
+        self.namespace = namespace
+        self.images = tuple(images)
         self._started = _Started()
 
     # -- paths ----------------------------------------------------------------------------------
@@ -246,8 +260,14 @@ class LocalNode:
                 BUSYBOX_IMAGE: ("/bin/sh",),
             },
         )
-        self.ctr("images", "import", "--platform", "linux/amd64", str(archive))
+        for path in (archive, *self.images):
+            self.ctr("images", "import", "--platform", "linux/amd64", str(path))
         self._start_process("kubelet", self._kubelet_argv())
+
+    def start_process(self, name: str, argv: Sequence[str]) -> None:
+        """Start another server of the node (kube-proxy, ...), stopped by stop() before the
+        kubelet; its log is ``NAME.log`` in the work directory."""
+        self._start_process(name, argv)
 
     def stop(self) -> None:
         """Undo everything start() did, in reverse, whatever state it reached; idempotent."""
@@ -261,6 +281,8 @@ class LocalNode:
                 problems.append(f"{what}: {error}")
 
         by_name = {name: (popen, log) for name, popen, log in started.processes}
+        for name in by_name.keys() - {"kubelet", "containerd"}:
+            attempt(f"stop {name}", functools.partial(_stop, by_name[name][0]))
         if "kubelet" in by_name:
             attempt("stop kubelet", lambda: _stop(by_name["kubelet"][0]))
         attempt("kill containers", self._kill_cgroup_processes)
@@ -285,6 +307,13 @@ class LocalNode:
         if problems:
             raise NodeError("cleaning up the node: " + "; ".join(problems))
 
+    def exited(self) -> str:
+        """The name of a server of the node that has exited, or ""."""
+        for name, popen, _ in self._started.processes:
+            if popen.poll() is not None:
+                return name
+        return ""
+
     def log_tails(self, lines: int = 30) -> str:
         """The end of each log, for a failure message."""
         parts = []
@@ -299,6 +328,8 @@ class LocalNode:
     def _start_process(self, name: str, argv: Sequence[str]) -> None:
         log = (self.work_dir / f"{name}.log").open("wb")
         env = dict(os.environ, PATH=f"{NODE_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+        if self.namespace is not None:
+            argv = self.namespace.run_argv(argv)
         popen = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
@@ -375,6 +406,9 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.bt
     def _write_cni_config(self) -> None:
         conf_dir = self.work_dir / "cni" / "net.d"
         conf_dir.mkdir(parents=True, exist_ok=True)
+        # In the cluster's own namespace the bridge leads nowhere but to the node itself, so a
+        # default route is safe there, and pods need it to reach Service ClusterIPs.
+        routes = [{"dst": "0.0.0.0/0"}] if self.namespace is not None else []
         network = {
             "cniVersion": "1.0.0",
             "name": self.identity.name,
@@ -386,9 +420,11 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.bt
                     # beyond the subnet is given to pods, and no masquerading: nothing leaves.
                     "isGateway": True,
                     "ipMasq": False,
+                    "hairpinMode": True,  # a pod reaches itself through its own Service
                     "ipam": {
                         "type": "host-local",
                         "ranges": [[{"subnet": str(self.identity.subnet)}]],
+                        "routes": routes,
                         "dataDir": str(self.work_dir / "cni" / "ipam"),
                     },
                 }
@@ -517,15 +553,23 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.bt
         bridge = self.identity.bridge
         address = f"{self.identity.address}/{self.identity.subnet.prefixlen}"
         for command in (
-            ["ip", "link", "add", "name", bridge, "type", "bridge"],
-            ["ip", "address", "add", address, "dev", bridge],
-            ["ip", "link", "set", bridge, "up"],
+            ["link", "add", "name", bridge, "type", "bridge"],
+            ["address", "add", address, "dev", bridge],
+            ["link", "set", bridge, "up"],
         ):
-            subprocess.run(command, check=True, capture_output=True)
+            subprocess.run([*self._ip(), *command], check=True, capture_output=True)
 
     def _delete_bridge(self) -> None:
-        if Path(f"/sys/class/net/{self.identity.bridge}").exists():
-            subprocess.run(["ip", "link", "delete", self.identity.bridge], check=True)
+        if self.namespace is not None and not self.namespace.exists:
+            return  # it went with the namespace
+        found = subprocess.run(
+            [*self._ip(), "link", "show", self.identity.bridge], capture_output=True, check=False
+        )
+        if found.returncode == 0:
+            subprocess.run([*self._ip(), "link", "delete", self.identity.bridge], check=True)
+
+    def _ip(self) -> list[str]:
+        return ["ip"] if self.namespace is None else ["ip", "-n", self.namespace.name]
 
 
 # -- host helpers ---------------------------------------------------------------------------------
