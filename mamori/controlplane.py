@@ -152,7 +152,8 @@ class ClusterNetwork:
     mamori/netns.py): the API server listens on every address in there and advertises
     ``advertise_address`` (where pods reach it through the ``kubernetes`` Service); its
     certificate also names ``certificate_hosts``. The host reaches both servers through loopback
-    relays on the same ports, so the kubeconfig is the same inside and out."""
+    relays on the same ports, so the kubeconfig is the same inside and out. Nodes join such a
+    control plane, so it authorizes them as a real one does (Node authorizer, NodeRestriction)."""
 
     namespace: NetworkNamespace
     advertise_address: str
@@ -226,6 +227,7 @@ class LocalControlPlane:
         self.settings = settings or ControlPlaneSettings()
         self.network = network
         self._relays: list[LoopbackRelay] = []
+        self._ca: LocalCA | None = None
         self._files: ControlPlaneFiles | None = None
         self._processes: list[ManagedProcess] = []
         self._port = 0
@@ -295,6 +297,25 @@ class LocalControlPlane:
         path.touch(mode=0o600)
         path.chmod(0o600)
         path.write_text(self._kubeconfig_yaml)
+
+    def write_client_kubeconfig(self, path: Path, *, user: str, groups: Sequence[str]) -> Path:
+        """A kubeconfig for ``user`` in ``groups`` (a client certificate of the cluster's CA):
+        components get their own identity, as a real cluster gives them, not the admin's."""
+        self._require_started()
+        if self._ca is None:
+            raise ControlPlaneError("the control plane's CA is not made yet")
+        pair = self._ca.issue_client(user, groups=tuple(groups))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(
+            _kubeconfig_yaml(
+                server=f"https://{LOOPBACK}:{self._port}",
+                ca_pem=self._ca.certificate_pem,
+                client_certificate_pem=pair.certificate_pem,
+                client_key_pem=pair.key_pem,
+            )
+        )
+        return path
 
     def check_running(self) -> None:
         """Raise :class:`ControlPlaneError` with the log tail if a server has exited."""
@@ -510,7 +531,7 @@ class LocalControlPlane:
         )
 
     def _write_pki(self, files: ControlPlaneFiles) -> tuple[str, str]:
-        ca = LocalCA("mamori-local-ca")
+        self._ca = ca = LocalCA("mamori-local-ca")
         files.ca_certificate.write_bytes(ca.certificate_pem)
         hosts: tuple[str, ...] = (LOOPBACK, "localhost")
         if self.network is not None:
@@ -568,8 +589,9 @@ class LocalControlPlane:
             f"--service-account-key-file={files.root / 'service-account.pub'}",
             f"--service-account-signing-key-file={files.root / 'service-account.key'}",
             f"--service-cluster-ip-range={self.settings.service_cluster_ip_range}",
-            "--authorization-mode=RBAC",
-            "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+            f"--authorization-mode={'RBAC' if self.network is None else 'Node,RBAC'}",
+            "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook"
+            + ("" if self.network is None else ",NodeRestriction"),
             # Privileged pods must reach admission webhooks, not be refused by validation first.
             "--allow-privileged=true",
             "--profiling=false",

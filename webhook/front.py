@@ -51,6 +51,7 @@ ACCESS_LOG = logging.getLogger("gunicorn.access")  # configured by logs.logging_
 HEARTBEAT = 1.0  # seconds between the worker's heartbeats (and checks for a stop)
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 TLS_SHUTDOWN_TIMEOUT = 2.0
+DRAIN_IDLE_SECONDS = 2.0  # after SIGTERM, an idle connection unused this long is closed
 
 
 class CertificateSource(Protocol):
@@ -104,6 +105,7 @@ class Front:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mamori-request")
         self.connections: set[Connection] = set()
         self.accepting = True
+        self.stopped_at = 0.0
 
     def protocol(self) -> Connection:
         return Connection(self)
@@ -141,10 +143,25 @@ class Front:
             oldest.close()
 
     def stop_accepting(self) -> None:
-        """Finish what is in flight; close connections that wait for a next request."""
+        """From now on every answer says ``Connection: close`` and ends its connection.
+
+        Idle keep-alive connections are not closed at once: the API server keeps sending on
+        its pooled connections to this pod (through the Service's conntrack entries) after the
+        endpoint is gone, and a connection closed just as a request is written on it fails that
+        admission with EOF (a POST is not retried). Each is ended by its next answer instead, or
+        by :meth:`close_idle` once the client has left it unused for a while.
+        """
         self.accepting = False
+        self.stopped_at = self.loop.time()
+
+    def close_idle(self, *, unused_for: float) -> None:
+        """Close connections that have waited more than ``unused_for`` seconds for a request
+        since the stop began: a client reuses its most recently used connection first, so these
+        are the least likely to be written on at the moment they close."""
+        now = self.loop.time()
         for connection in list(self.connections):
-            connection.close_if_idle()
+            if now - max(connection.waiting_since, self.stopped_at) >= unused_for:
+                connection.close_if_idle()
 
 
 class Connection(asyncio.Protocol):
@@ -423,8 +440,10 @@ class FrontWorker(Worker):  # type: ignore[misc]
             server.close()
         front.stop_accepting()
         deadline = self.loop.time() + self.cfg.graceful_timeout
+        unused_for = min(DRAIN_IDLE_SECONDS, self.cfg.graceful_timeout / 2)
         while front.connections and not self.quick and self.loop.time() < deadline:
             self.notify()
+            front.close_idle(unused_for=unused_for)
             await asyncio.sleep(0.05)
         for connection in list(front.connections):
             connection.close()

@@ -52,7 +52,10 @@ class WebhookSettings:
         metavar="BYTES",
     )
     keepalive: int = setting(
-        30, help="seconds an idle keep-alive connection from the API server stays open"
+        120,
+        help="seconds an idle keep-alive connection from the API server stays open; longer than "
+        "the API server's own idle timeout (90 s), so that the client is the one that closes "
+        "an idle connection and never writes a request on one the server is closing",
     )
     max_connections: int = setting(
         2048,

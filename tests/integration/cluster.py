@@ -84,6 +84,7 @@ class LocalCluster:
         self.namespace = NetworkNamespace(f"mamori-{self.identity.suffix}")
         self._plane: LocalControlPlane | None = None
         self._node: LocalNode | None = None
+        self._kubeconfigs: dict[str, Path] = {}
 
     # -- what callers use -----------------------------------------------------------------------
 
@@ -102,6 +103,11 @@ class LocalCluster:
     @property
     def kubeconfig(self) -> Path:
         return self.plane.kubeconfig
+
+    def component_kubeconfig(self, component: str) -> Path:
+        """The kubeconfig of ``kubelet``, ``kube-proxy``, ``kube-controller-manager`` or
+        ``kube-scheduler`` (each its own identity)."""
+        return self._kubeconfigs[component]
 
     def kubectl(
         self, *args: str, stdin: str | None = None, timeout: float = 120.0, check: bool = True
@@ -167,7 +173,10 @@ class LocalCluster:
             work_root=self.work_dir,
             service_account_admission=True,
             service_cluster_ip_range=SERVICE_RANGE,
-            apiserver_args=(*tls.apiserver_args(), *settings.apiserver_args),
+            apiserver_args=(
+                *tls.apiserver_args(),
+                *settings.apiserver_args,
+            ),
         )
         network = ClusterNetwork(
             namespace=self.namespace,
@@ -176,11 +185,12 @@ class LocalCluster:
         )
         self._plane = LocalControlPlane(settings, network=network)
         self._plane.start()
+        self._kubeconfigs = self._component_kubeconfigs(self._plane)
         node_dir = self.work_dir / "node"
         node_dir.mkdir()
         self._node = LocalNode(
             work_dir=node_dir,
-            kubeconfig=self._plane.kubeconfig,
+            kubeconfig=self._kubeconfigs["kubelet"],
             tls=tls,
             identity=self.identity,
             namespace=self.namespace,
@@ -221,15 +231,31 @@ class LocalCluster:
 
     # -- pieces ---------------------------------------------------------------------------------
 
+    def _component_kubeconfigs(self, plane: LocalControlPlane) -> dict[str, Path]:
+        """Each component with the identity the bootstrap RBAC roles expect, never the admin's:
+        the kubelet as its node (Node authorizer, NodeRestriction), kube-proxy, the
+        controller-manager (its controllers use their own ServiceAccounts) and the scheduler."""
+        directory = self.work_dir / "kubeconfigs"
+        identities = {
+            "kubelet": (f"system:node:{self.identity.name}", ("system:nodes",)),
+            "kube-proxy": ("system:kube-proxy", ()),
+            "kube-controller-manager": ("system:kube-controller-manager", ()),
+            "kube-scheduler": ("system:kube-scheduler", ()),
+        }
+        return {
+            name: plane.write_client_kubeconfig(directory / name, user=user, groups=groups)
+            for name, (user, groups) in identities.items()
+        }
+
     def _controller_manager_argv(self) -> list[str]:
         plane = self.plane
         return [
             str(NODE_BIN / "kube-controller-manager"),
-            f"--kubeconfig={plane.kubeconfig}",
+            f"--kubeconfig={self._kubeconfigs['kube-controller-manager']}",
             f"--service-account-private-key-file={plane.work_dir / 'service-account.key'}",
             f"--root-ca-file={plane.ca_certificate}",
             f"--service-cluster-ip-range={SERVICE_RANGE}",
-            "--use-service-account-credentials=false",
+            "--use-service-account-credentials=true",
             "--leader-elect=false",
             "--secure-port=0",
             "--controllers=*,-csrsigning,-csrapproving,-csrcleaner,-nodeipam",
@@ -245,7 +271,7 @@ class LocalCluster:
                     "apiVersion": "kubescheduler.config.k8s.io/v1",
                     "kind": "KubeSchedulerConfiguration",
                     "clientConnection": {
-                        "kubeconfig": str(self.plane.kubeconfig),
+                        "kubeconfig": str(self._kubeconfigs["kube-scheduler"]),
                         "qps": 100,
                         "burst": 200,
                     },
@@ -262,7 +288,7 @@ class LocalCluster:
                 {
                     "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
                     "kind": "KubeProxyConfiguration",
-                    "clientConnection": {"kubeconfig": str(self.plane.kubeconfig)},
+                    "clientConnection": {"kubeconfig": str(self._kubeconfigs["kube-proxy"])},
                     "mode": "iptables",
                     "hostnameOverride": self.identity.name,
                     "clusterCIDR": str(self.identity.subnet),

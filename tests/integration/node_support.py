@@ -24,7 +24,8 @@ listens with a serving certificate from the node's CA for that address; it accep
 certificates of that CA (anonymous off, authorization AlwaysAllow). The API server gets one
 (``--kubelet-client-certificate``), verifies the kubelet against the CA and dials InternalIP
 only (the default tries the node name first: a DNS lookup). The kubelet reaches the API server
-with the control plane's admin kubeconfig (group system:masters).
+with the kubeconfig it is given: the admin's in test_node.py, its own node identity
+(``system:node:NAME``, Node authorizer, NodeRestriction) in a LocalCluster.
 
 Host quirks met here: CAP_SYS_RESOURCE is withheld, so runc cannot lower oom_score_adj
 (``restrict_oom_score_adj = true``); the hierarchy is cgroup v1 (``failCgroupV1: false``).

@@ -93,6 +93,30 @@ def test_every_pod_ready_and_the_ca_bundle_injected(
         assert status["restartCount"] == 0, (pod["metadata"]["name"], status.get("lastState"))
 
 
+@pytest.mark.parametrize(
+    ("component", "verb", "resource", "allowed"),
+    [
+        ("kubelet", "list", "secrets", "no"),  # only its pods' secrets, one by one
+        ("kubelet", "delete", "nodes", "no"),
+        ("kube-proxy", "list", "endpointslices.discovery.k8s.io", "yes"),
+        ("kube-proxy", "list", "pods", "no"),
+        ("kube-scheduler", "create", "bindings", "yes"),
+        ("kube-scheduler", "list", "secrets", "no"),
+    ],
+)
+def test_node_components_run_with_their_own_identity(
+    cluster: LocalCluster, component: str, verb: str, resource: str, allowed: str
+) -> None:
+    """Like a real cluster, none of them holds admin credentials (so our pods' behaviour on it
+    does not lean on anyone's excess rights)."""
+    answer = cluster.kubectl(
+        f"--kubeconfig={cluster.component_kubeconfig(component)}",
+        "auth", "can-i", verb, resource, "--all-namespaces", check=False,
+    )  # fmt: skip
+    # "no" may carry the authorizer's reason ("no - can only read namespaced object ...").
+    assert answer.stdout.strip().split(" ")[0] == allowed, (component, verb, answer.stdout)
+
+
 def test_a_root_pod_is_refused_through_the_service(cluster: LocalCluster, installed: float) -> None:
     refused = cluster.kubectl(
         "run", "as-root", f"--namespace={APPS}", f"--image={BUSYBOX_IMAGE}",

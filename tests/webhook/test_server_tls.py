@@ -291,3 +291,73 @@ def test_sigterm_lets_the_request_in_flight_finish(pki: Pki, tmp_path: Path) -> 
         server.stop()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
+def test_sigterm_keeps_an_idle_keep_alive_connection_for_its_next_request(
+    pki: Pki, tmp_path: Path
+) -> None:
+    """The API server keeps writing on its pooled connections to a pod that is stopping: the
+    next request on one must be answered (with ``Connection: close``), not met with a close.
+    Closing idle connections at SIGTERM failed an admission with EOF on a real node."""
+    policy_file = write_policy(tmp_path / "policy.yaml", POLICY)
+    server = start_webhook(pki=pki, policy_file=policy_file, log_file=tmp_path / "webhook.log")
+    body = json.dumps(make_review(workload("Pod"))).encode()
+    request = (
+        f"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    context = ssl.create_default_context(cafile=str(pki.ca_file))
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.sendall(request)
+            first = _read_response(tls)
+            assert first.startswith(b"HTTP/1.1 200 ") and b"connection: close" not in first.lower()
+            server.process.send_signal(15)
+            # Every worker has stopped listening (its stop has begun) once connects are refused.
+            wait_for(
+                lambda: _refused(server.port),
+                timeout=10,
+                interval=0.01,
+                message="the listeners closed",
+            )
+            tls.sendall(request)
+            second = _read_response(tls)
+        assert second.startswith(b"HTTP/1.1 200 "), second[:200]
+        assert b'"allowed":true' in second
+        assert b"connection: close" in second.lower()
+        assert server.process.wait(30) == 0
+    finally:
+        server.stop()
+
+
+def _read_response(tls: ssl.SSLSocket) -> bytes:
+    """One whole HTTP/1.1 response (head and Content-Length body); b"" if the peer closed."""
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        chunk = tls.recv(65536)
+        if not chunk:
+            return reply
+        reply += chunk
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(rest) < length:
+        chunk = tls.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return head + b"\r\n\r\n" + rest
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
