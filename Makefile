@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # keep `python -m …` run from the repo root from putting the working directory on sys.path.
 export PYTHONSAFEPATH := 1
 
-.PHONY: help venv controlplane node helm image lint typecheck hadolint unit integration test \
+.PHONY: help venv controlplane node coredns helm image lint typecheck hadolint unit integration test \
         demo bench clean kind-up kind-install cluster cluster-down
 
 help:
@@ -22,6 +22,7 @@ help:
 	@echo "make controlplane  build etcd, kube-apiserver and kubectl from Go modules"
 	@echo "make node          build kubelet, kube-proxy, kube-controller-manager, kube-scheduler,"
 	@echo "                   containerd 2.x and the CNI plugins from Go modules (runc from Debian)"
+	@echo "make coredns       build CoreDNS (cluster DNS for the local cluster) from Go modules"
 	@echo "make helm          build helm from Go modules"
 	@echo "make image         build the Dockerfile with buildah into .cache/image/mamori.oci.tar"
 	@echo "make cluster       a local cluster with a real node and mamori installed by helm from"
@@ -48,6 +49,11 @@ node:
 helm:
 	bash tools/helm/build.sh
 
+# Cluster DNS for the local cluster's node (helm test calls the webhook by its Service name):
+# CoreDNS with only the plugins it needs, from tools/coredns/go.mod.
+coredns:
+	bash tools/coredns/build.sh
+
 # The Dockerfile built with buildah on a local stand-in for python:3.11-slim (no Docker engine;
 # needs root and the Debian packages buildah, mmdebstrap, runc, umoci). Rebuilt only when an input
 # changes; the image tests (marker `image`) run it with runc.
@@ -67,17 +73,17 @@ hadolint: venv
 unit: venv helm
 	$(BIN)/pytest tests -m "not integration and not image" $(PYTEST_ARGS)
 
-integration: venv controlplane node helm
+integration: venv controlplane node coredns helm
 	$(BIN)/pytest tests -m integration $(PYTEST_ARGS)
 
 # One pytest run for everything, so the control plane starts once per session.
-test: venv controlplane node helm image lint typecheck hadolint
+test: venv controlplane node coredns helm image lint typecheck hadolint
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 # A Docker-free counterpart of `make kind-up kind-install`: control plane, controllers and one
 # real node (containerd, kubelet, kube-proxy) in a network namespace of their own, with mamori
 # installed by helm from the image `make image` built. Stays in the foreground.
-cluster: venv controlplane node helm image
+cluster: venv controlplane node coredns helm image
 	$(BIN)/python tools/cluster/cluster.py up
 
 cluster-down: venv

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from mamori.controlplane import (
+    CONTEXT_NAME,
     ClusterNetwork,
     ControlPlaneError,
     ControlPlaneSettings,
@@ -53,6 +54,30 @@ from tests.integration.node_support import (
     unmount_below,
 )
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+COREDNS = (
+    Path(os.environ.get("MAMORI_COREDNS_BIN", REPOSITORY / ".cache" / "coredns" / "bin"))
+    / "coredns"
+)
+COREDNS_USER = "system:mamori-local-coredns"
+COREDNS_RBAC = f"""\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: "{COREDNS_USER}"}}
+rules:
+  - apiGroups: [""]
+    resources: [endpoints, services, pods, namespaces]
+    verbs: [list, watch]
+  - apiGroups: [discovery.k8s.io]
+    resources: [endpointslices]
+    verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: "{COREDNS_USER}"}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "{COREDNS_USER}"}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: "{COREDNS_USER}"}}]
+"""
 WORK_DIR_PREFIX = "mamori-cluster-"
 SERVICE_RANGE = "10.0.0.0/24"
 KUBERNETES_SERVICE_IP = "10.0.0.1"  # the first address of SERVICE_RANGE
@@ -195,6 +220,7 @@ class LocalCluster:
             identity=self.identity,
             namespace=self.namespace,
             images=self.images,
+            cluster_dns=self.identity.address,
         )
         self._node.start()
         # A connection from the node itself (the API server calling a webhook's Service) is
@@ -204,6 +230,8 @@ class LocalCluster:
         self._node.start_process("kube-controller-manager", self._controller_manager_argv())
         self._node.start_process("kube-scheduler", self._scheduler_argv())
         self._node.start_process("kube-proxy", self._kube_proxy_argv())
+        self.kubectl("apply", "-f", "-", stdin=COREDNS_RBAC)
+        self._node.start_process("coredns", self._coredns_argv())
         self._wait(self._node_ready, what=f"node {self.identity.name} Ready")
         self._wait(self._default_service_account, what="the default ServiceAccount")
         self._wait(self._kubernetes_service_routed, what="kube-proxy's rules for 10.0.0.1")
@@ -241,6 +269,7 @@ class LocalCluster:
             "kube-proxy": ("system:kube-proxy", ()),
             "kube-controller-manager": ("system:kube-controller-manager", ()),
             "kube-scheduler": ("system:kube-scheduler", ()),
+            "coredns": (COREDNS_USER, ()),
         }
         return {
             name: plane.write_client_kubeconfig(directory / name, user=user, groups=groups)
@@ -307,6 +336,29 @@ class LocalCluster:
             )
         )
         return [str(NODE_BIN / "kube-proxy"), f"--config={config}", "--v=1"]
+
+    def _coredns_argv(self) -> list[str]:
+        """Cluster DNS on the node's address, port 53 (a pod's resolv.conf has no port): the
+        ``kubernetes`` plugin only; nothing is forwarded, pods here have no upstream."""
+        if not COREDNS.is_file():
+            raise ClusterError(f"{COREDNS} is missing: run `make coredns`")
+        corefile = self.work_dir / "Corefile"
+        corefile.write_text(
+            f"""\
+cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {{
+    bind {self.identity.address}
+    errors
+    ready 127.0.0.1:8181
+    kubernetes cluster.local in-addr.arpa ip6.arpa {{
+        kubeconfig {self._kubeconfigs["coredns"]} {CONTEXT_NAME}
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }}
+    cache 30
+}}
+"""
+        )
+        return [str(COREDNS), "-conf", str(corefile)]
 
     def _node_ready(self) -> bool:
         found = self.kubectl("get", "node", self.identity.name, "-o", "json", check=False)

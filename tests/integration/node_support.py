@@ -183,17 +183,20 @@ class LocalNode:
         identity: NodeIdentity,
         namespace: NetworkNamespace | None = None,
         images: Sequence[Path] = (),
+        cluster_dns: str | None = None,
     ) -> None:
         """``namespace``: run inside it (a whole local cluster, mamori/netns.py), where pods get
         a default route through the bridge so that Service ClusterIPs reach them; without it the
         node shares the host's network and pods reach only their subnet. ``images``: more OCI
-        archives to import before the kubelet starts."""
+        archives to import before the kubelet starts. ``cluster_dns``: the address pods resolve
+        ``*.svc.cluster.local`` names at (none: pods get no cluster DNS)."""
         self.work_dir = work_dir
         self.kubeconfig = kubeconfig
         self.tls = tls
         self.identity = identity
         self.namespace = namespace
         self.images = tuple(images)
+        self.cluster_dns = cluster_dns
         self._started = _Started()
 
     # -- paths ----------------------------------------------------------------------------------
@@ -472,6 +475,8 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.bt
             "registerNode": True,
             "resolvConf": "",
         }
+        if self.cluster_dns is not None:
+            config.update(clusterDNS=[self.cluster_dns], clusterDomain="cluster.local")
         config_path = self.work_dir / "kubelet.yaml"
         config_path.write_text(yaml.safe_dump(config))
         return [

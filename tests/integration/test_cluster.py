@@ -156,6 +156,12 @@ def test_a_compliant_deployment_runs_as_the_policy_requires(
         assert status["CapEff"].strip() == "0000000000000000"
 
 
+def test_helm_test_passes(cluster: LocalCluster, helm: Helm, installed: float) -> None:
+    """The chart's test pod calls the webhook by its Service name (cluster DNS on the node)."""
+    result = helm("test", RELEASE, f"--namespace={NAMESPACE}", "--timeout=120s")
+    assert "Phase:          Succeeded" in result.stdout, result.stdout
+
+
 def test_helm_upgrade_changes_a_value_and_the_operator_acts_on_it(
     cluster: LocalCluster, helm: Helm, installed: float
 ) -> None:
