@@ -678,13 +678,13 @@ def remove_abandoned_work_dirs(parent: Path) -> list[Path]:
             owner = int((candidate / "owner.pid").read_text().strip())
         except (OSError, ValueError):
             continue
-        if not _process_exists(owner):
+        if not process_exists(owner):
             shutil.rmtree(candidate, ignore_errors=True)
             removed.append(candidate)
     return removed
 
 
-def _process_exists(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -296,26 +296,10 @@ def story(cluster: Cluster, terminal: Terminal) -> None:
     terminal.heading("7. Image-scan status on pods (here from an ImageScan written by CI)")
     cluster.kubectl("apply", "-f", "-", stdin=IMAGE_SCAN)
     cluster.kubectl("create", "-f", "-", stdin=API_POD)
-    terminal.say("(no kubelet here: the demo writes pod status the way a kubelet would)")
-    status = {
-        "status": {
-            "phase": "Running",
-            "containerStatuses": [
-                {
-                    "name": "api",
-                    "image": SCANNED_IMAGE,
-                    "imageID": SCANNED_IMAGE,
-                    "ready": True,
-                    "restartCount": 0,
-                    "state": {"running": {"startedAt": "2026-11-29T00:00:00Z"}},
-                }
-            ],
-        }
-    }
-    cluster.kubectl(
-        "patch", "pod", "api", "-n", "shop", "--subresource=status", "--type=merge",
-        "-p", json.dumps(status), show=False,
-    )  # fmt: skip
+    terminal.say(
+        "(the image is pinned by digest, so the operator knows what to look up before any "
+        "node runs it; on a node, the digest the kubelet reports is used)"
+    )
     wait_for(
         lambda: (
             cluster.get_json("pod", "api", "-n", "shop")["metadata"]

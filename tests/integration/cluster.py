@@ -36,6 +36,7 @@ from mamori.controlplane import (
     ControlPlaneError,
     ControlPlaneSettings,
     LocalControlPlane,
+    process_exists,
 )
 from mamori.netns import NetworkNamespace
 from mamori.settings import load_settings
@@ -425,7 +426,7 @@ def reap_abandoned_clusters(parent: Path) -> list[Path]:
             pid = int(owner.read_text())
         except (OSError, ValueError):
             continue  # being written, or kept on purpose for reading
-        if _alive(pid):
+        if process_exists(pid):
             continue
         _take_down(work_dir, restore_sysctls=True)
         reaped.append(work_dir)
@@ -495,16 +496,6 @@ def _remove_cgroups(cgroup_root: str) -> None:
         if time.monotonic() > deadline:
             raise ClusterError(f"cgroups left: {[str(d) for d in directories[:5]]}")
         time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- mamori on it ---------------------------------------------------------------------------

@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import yaml
 
@@ -78,6 +78,7 @@ TOUCHED_SYSCTLS = (
     "kernel/keys/root_maxbytes",
 )
 STOP_TIMEOUT = 15.0
+NONROOT_UID = 65532
 
 
 class NodeError(RuntimeError):
@@ -772,3 +773,25 @@ def node_work_dir() -> Iterator[Path]:
     finally:
         unmount_below(directory)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+# -- what the kubelet applied -------------------------------------------------------------------
+
+
+def container_pid(node: LocalNode, pod: dict[str, Any]) -> int:
+    """The host pid of a running pod's first container (from containerd, not from the API)."""
+    container_id = str(pod["status"]["containerStatuses"][0]["containerID"]).split("://", 1)[1]
+    tasks = node.ctr("tasks", "ls").splitlines()
+    return next(int(line.split()[1]) for line in tasks if line.startswith(container_id))
+
+
+def assert_runs_restricted(pid: int, *, uid: int = NONROOT_UID) -> None:
+    """What the restricted profile asks for, read from /proc: the non-root uid, a seccomp filter
+    (mode 2: the runtime's default profile), no new privileges, no effective capabilities."""
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    assert status["Uid"].split() == [str(uid)] * 4
+    assert status["Seccomp"].strip() == "2"
+    assert status["NoNewPrivs"].strip() == "1"
+    assert status["CapEff"].strip() == "0000000000000000"

@@ -31,6 +31,7 @@ from tests.integration.cluster import (
     ready_pods,
 )
 from tests.integration.node_images import BUSYBOX_IMAGE, renamed_archive
+from tests.integration.node_support import NONROOT_UID, assert_runs_restricted, container_pid
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,6 @@ IMAGE = "localhost/mamori:dev"
 RELEASE = "mamori"
 NAMESPACE = "mamori-system"
 APPS = "apps"
-NONROOT_UID = 65532
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=mamori"
 CREATES_PER_SECOND = 20
 LOAD_SECONDS = 60
@@ -143,17 +143,8 @@ def test_a_compliant_deployment_runs_as_the_policy_requires(
         interval=0.5,
         message="2 pods of the Deployment Running",
     )
-    tasks = cluster.node.ctr("tasks", "ls").splitlines()
     for pod in pods:
-        container_id = pod["status"]["containerStatuses"][0]["containerID"].split("://")[1]
-        pid = next(int(line.split()[1]) for line in tasks if line.startswith(container_id))
-        status = dict(
-            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-        )
-        assert status["Uid"].split() == [str(NONROOT_UID)] * 4
-        assert status["Seccomp"].strip() == "2"  # a filter: the runtime's default profile
-        assert status["NoNewPrivs"].strip() == "1"
-        assert status["CapEff"].strip() == "0000000000000000"
+        assert_runs_restricted(container_pid(cluster.node, pod))
 
 
 def test_helm_test_passes(cluster: LocalCluster, helm: Helm, installed: float) -> None:

@@ -17,9 +17,12 @@ from tests.integration.faults import private_control_plane
 from tests.integration.node_images import BUSYBOX_IMAGE
 from tests.integration.node_support import (
     NODE_BIN,
+    NONROOT_UID,
     TOUCHED_SYSCTLS,
     LocalNode,
     NodeIdentity,
+    assert_runs_restricted,
+    container_pid,
     leftovers,
     make_kubelet_tls,
     node_work_dir,
@@ -29,7 +32,6 @@ from tests.integration.node_support import (
 pytestmark = pytest.mark.integration
 KUBE_VERSION = "v1.36.3"
 CONTAINERD_MAJOR = "v2."
-NONROOT_UID = 65532
 LOG_LINE = "mamori-node-proof"
 
 
@@ -153,18 +155,8 @@ def _check_pod(*, node: LocalNode, pod: dict[str, Any], kubectl: Any) -> None:
     )
     assert logs.splitlines()[:2] == [LOG_LINE, str(NONROOT_UID)]
 
-    container_id = pod["status"]["containerStatuses"][0]["containerID"].removeprefix(
-        "containerd://"
-    )
-    tasks = node.ctr("tasks", "ls").splitlines()
-    pid = next(int(line.split()[1]) for line in tasks if line.startswith(container_id))
-    status = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-    )
-    assert status["Uid"].split() == [str(NONROOT_UID)] * 4
-    assert status["Seccomp"].strip() == "2"  # SECCOMP_MODE_FILTER: the runtime's default profile
-    assert status["NoNewPrivs"].strip() == "1"
-    assert status["CapEff"].strip() == "0000000000000000"
+    pid = container_pid(node, pod)
+    assert_runs_restricted(pid)
     # It runs in a pod cgroup under the node's own parent, where stop() will look for it.
     cgroups = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
     memory = next(line.split(":", 2)[2] for line in cgroups if ":memory:" in line)

@@ -22,7 +22,7 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[2]
 sys.path.append(str(REPOSITORY))  # after the standard library: our operator/ never shadows it
 
-from mamori.controlplane import ControlPlaneError  # noqa: E402
+from mamori.controlplane import ControlPlaneError, process_exists  # noqa: E402
 from tests.chart.helm import Helm  # noqa: E402
 from tests.integration.cluster import (  # noqa: E402
     WORK_DIR_PREFIX,
@@ -85,22 +85,14 @@ def down(parent: Path) -> int:
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + DOWN_TIMEOUT
-    while any(_alive(pid) for pid in owners) and time.monotonic() < deadline:
+    while any(process_exists(pid) for pid in owners) and time.monotonic() < deadline:
         time.sleep(0.5)
     for pid in owners:
-        if _alive(pid):
+        if process_exists(pid):
             os.kill(pid, signal.SIGKILL)
     reaped = reap_abandoned_clusters(parent)
     print(f"mamori cluster: {len(owners)} stopped, {len(reaped)} cleaned up after a crash")
     return 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def main() -> int:

@@ -20,21 +20,13 @@ out="${MAMORI_COREDNS_BIN:-${repo}/.cache/coredns/bin}"
 command -v go >/dev/null || { echo "build.sh: 'go' is not on PATH (Go >= 1.26 needed)" >&2; exit 2; }
 mkdir -p "${out}"
 
-# One build at a time: a second caller waits, then finds the stamp current and returns.
-exec 9>"${out}/.build.lock"
-if command -v flock >/dev/null; then
-  flock 9
-fi
+# shellcheck source=tools/controlplane/common.sh
+source "${repo}/tools/controlplane/common.sh"
+take_build_lock "${out}"
 
 cd "${here}"
-stamp_file="${out}/.stamp"
-stamp="$(
-  {
-    cat go.mod go.sum build.sh main.go
-    go env GOVERSION GOOS GOARCH
-  } | sha256sum | cut -d' ' -f1
-)"
-if [[ -x "${out}/coredns" && -f "${stamp_file}" && "$(cat "${stamp_file}")" == "${stamp}" ]]; then
+stamp="$(input_stamp go.mod go.sum build.sh main.go "${repo}/tools/controlplane/common.sh")"
+if is_current "${stamp}" "${out}" coredns; then
   echo "coredns: up to date in ${out} (${stamp:0:12})"
   exit 0
 fi
@@ -51,10 +43,8 @@ echo "coredns: building ${coredns_version} into ${out}"
 staging="$(mktemp -d "${out}/.build.XXXXXX")"
 trap 'rm -rf "${staging}"' EXIT
 go build -trimpath -ldflags "${ldflags}" -o "${staging}/coredns" .
-mv -f "${staging}/coredns" "${out}/coredns" # atomic: a running server keeps its old inode
-echo "${stamp}" >"${stamp_file}"
-
-elapsed=$(($(date +%s) - started))
-printf 'coredns: built in %dm%02ds\n' $((elapsed / 60)) $((elapsed % 60))
+install_built "${staging}" "${out}" coredns
+echo "${stamp}" >"${out}/.stamp"
+print_elapsed coredns "${started}"
 "${out}/coredns" -version
 "${out}/coredns" -plugins
