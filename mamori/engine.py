@@ -2,6 +2,12 @@
 
 The webhook, the operator's background audit and ``mamori check`` all call :func:`evaluate`, so
 a pod gets the same answer from each. Pure: no I/O, no clock, no global state.
+
+Every admission pays for this, so the work that depends only on a policy is done when the
+policy is built (its :class:`~mamori.rules.plan.RulePlan`: which rules run, with which
+settings), the work that depends only on the pod is done once per pod
+(:class:`~mamori.podspec.PodContext`: containers, scopes, parsed images), and the loop here
+only calls the planned checks and attributes what they find.
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ from typing import Any
 from mamori.findings import Decision, Violation
 from mamori.podspec import PodContext
 from mamori.policy.model import Policy
-from mamori.rules import RULES, Level, Rule, RuleSettings
+from mamori.rules import Rule, RuleSettings
+from mamori.rules.plan import RulePlan
 from mamori.workloads import extract_workload
 
 
@@ -53,31 +60,34 @@ def evaluate_pod(
     for policy in policies:
         if not policy.selects(namespace, namespace_labels):
             continue
-        applied.append(policy.name)
-        for rule in active_rules(policy.rules):
-            for finding in rule.check(pod, policy.rules):
+        name, enforcement, plan = policy.name, policy.enforcement, policy.plan
+        applied.append(name)
+        settings = plan.settings
+        for rule_id, check in plan.checks:
+            findings = check(pod, settings)
+            if not findings:
+                continue
+            for finding in findings:
                 violation = Violation(
-                    rule=rule.id,
-                    policy=policy.name,
-                    enforcement=policy.enforcement,
-                    field=finding.field,
-                    message=finding.message,
-                    container=finding.container,
-                    advisory=finding.advisory,
+                    rule_id,
+                    name,
+                    enforcement,
+                    finding.field,
+                    finding.message,
+                    finding.container,
+                    finding.advisory,
                 )
                 (advice if finding.advisory else violations).append(violation)
-    return Decision(
-        violations=tuple(sorted(set(violations), key=Violation.sort_key)),
-        advice=tuple(sorted(set(advice), key=Violation.sort_key)),
-        policies=tuple(applied),
-    )
+    return Decision(_in_order(violations), _in_order(advice), tuple(applied))
+
+
+def _in_order(found: list[Violation]) -> tuple[Violation, ...]:
+    """Duplicates dropped, in the stable order of :meth:`Violation.sort_key`."""
+    if not found:
+        return ()
+    return tuple(sorted(set(found), key=Violation.sort_key))
 
 
 def active_rules(settings: RuleSettings) -> tuple[Rule, ...]:
-    """The rules a policy's settings turn on (image rules decide for themselves)."""
-    level = settings.pod_security
-    return tuple(
-        rule
-        for rule in RULES
-        if rule.level is Level.IMAGE or (level is not None and rule.level <= level)
-    )
+    """The rules a policy's settings turn on (what its :class:`RulePlan` runs on every pod)."""
+    return RulePlan.compile(settings).rules

@@ -30,7 +30,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import Final, NamedTuple
 
 DOCKER_HUB = "docker.io"
 LEGACY_DOCKER_HUB = "index.docker.io"
@@ -62,6 +62,23 @@ DIGEST_RE = re.compile(
 )
 LOWER_HEX_RE = re.compile(r"[0-9a-f]+", re.ASCII)
 IMAGE_ID_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
+# The common shapes in one match (see parse_common_reference): a lower-case host with a '.' or a
+# port, a path, a tag, a sha256 digest. Groups: domain, path, tag, digest.
+# Written for speed. The host is matched loosely, as lower-case letters, digits, '.' and '-'
+# from an alphanumeric to an alphanumeric, with a '.' or a port; parse_common_reference then
+# refuses "..", ".-" and "-.", which leaves exactly dot-separated DNS labels. Path components
+# are possessive: a separator can never start what follows a component.
+_LOOSE_HOST = r"[a-z0-9][a-z0-9.-]*\.[a-z0-9.-]*[a-z0-9]"
+_POSSESSIVE_PATH_COMPONENT = r"[a-z0-9]++(?:(?:[._]|__|-+)[a-z0-9]++)*+"
+COMMON_REFERENCE_RE = re.compile(
+    rf"(?:({_LOOSE_HOST}(?::{_PORT})?|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?:{_PORT})/)?"
+    rf"({_POSSESSIVE_PATH_COMPONENT}(?:/{_POSSESSIVE_PATH_COMPONENT})*)"
+    r"(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(sha256:[0-9a-f]{64}))?",
+    re.ASCII,
+)
+COMMON_MAX_LENGTH = 200  # + "docker.io/library/" stays under NAME_MAX_LENGTH
+IMAGE_ID_LENGTH = 64
 # Anything outside printable ASCII without space: whitespace, control and non-ASCII characters.
 FORBIDDEN_CHARACTER_RE = re.compile(r"[^\x21-\x7e]")
 
@@ -82,9 +99,8 @@ class InvalidRegistryPattern(ValueError):
     """A trustedRegistries entry that is not a host with an optional path prefix."""
 
 
-@dataclass(frozen=True, slots=True)
-class ImageReference:
-    """A parsed, normalized image reference.
+class ImageReference(NamedTuple):
+    """A parsed, normalized image reference (a named tuple: every image of every pod is one).
 
     ``domain`` keeps the spelling that was written (``GHCR.io``) so that ``str()`` round-trips:
     lower-casing it could turn an upper-case host such as ``Registry/app`` into a Docker Hub
@@ -97,14 +113,25 @@ class ImageReference:
     path: str
     tag: str | None = None
     digest: str | None = None
-    # Derived from ``domain`` once: every trusted-registry entry compares them, on every pod.
-    hostname: str = field(init=False, repr=False, compare=False)
-    """The registry host without port, lower-cased; IPv6 in brackets, compressed."""
-    port: str | None = field(init=False, repr=False, compare=False)
+    # ``hostname`` and ``port`` are derived on use rather than stored: every image of every pod
+    # is parsed, while a policy's compiled trustedRegistries reads them once per image at most.
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hostname", registry_hostname(self.domain))
-        object.__setattr__(self, "port", split_port(self.domain)[1])
+    @property
+    def hostname(self) -> str:
+        """The registry host without port, lower-cased; IPv6 in brackets, compressed."""
+        return self.host_and_port()[0]
+
+    @property
+    def port(self) -> str | None:
+        return self.host_and_port()[1]
+
+    def host_and_port(self) -> tuple[str, str | None]:
+        """:attr:`hostname` and :attr:`port` in one step, for matching registries."""
+        domain = self.domain
+        if domain.startswith("["):
+            return registry_hostname(domain), split_port(domain)[1]
+        host, colon, port = domain.partition(":")  # split_port, for the common case
+        return host.lower(), (port if colon else None)
 
     @property
     def name(self) -> str:
@@ -130,7 +157,52 @@ class ImageReference:
 
 
 def parse_reference(text: str) -> ImageReference:
-    """Parse and normalize an image reference, or raise :class:`InvalidReference` saying why."""
+    """Parse and normalize an image reference, or raise :class:`InvalidReference` saying why.
+
+    Every admission parses every image, so the common shapes take one regex match
+    (:func:`parse_common_reference`); anything else, every error included, takes the full
+    parser, which explains what is wrong.
+    """
+    if type(text) is str:
+        common = parse_common_reference(text)
+        if common is not None:
+            return common
+    return parse_full_reference(text)
+
+
+def parse_common_reference(text: str) -> ImageReference | None:
+    """The result of :func:`parse_full_reference` for the common valid shapes, else None.
+
+    Common: at most 200 characters, no image ID (64 hex alone); an optional lower-case registry
+    host that has a ``.`` or a port (``index.docker.io`` and ``localhost`` excepted), a path, an
+    optional tag, an optional ``sha256`` digest. Each of these the full parser accepts and
+    splits the same way, so the two agree wherever this one answers (a property test holds
+    them to it); the length bound keeps the normalized name under ``NAME_MAX_LENGTH``.
+    """
+    if len(text) > COMMON_MAX_LENGTH or len(text) == IMAGE_ID_LENGTH:
+        return None
+    match = COMMON_REFERENCE_RE.fullmatch(text)
+    if match is None:
+        return None
+    domain, path, tag, digest = match.groups()
+    if domain is None:
+        first, slash, _ = path.partition("/")
+        if slash and ("." in first or first == LOCALHOST):
+            return None  # the first component names a registry host: the full parser decides
+        domain = DOCKER_HUB
+        if "/" not in path:
+            path = f"{OFFICIAL_NAMESPACE}/{path}"
+    elif domain == LEGACY_DOCKER_HUB or ".." in domain or ".-" in domain or "-." in domain:
+        return None  # legacy Docker Hub, or a host the loose pattern let through
+    elif domain == DOCKER_HUB and "/" not in path:
+        path = f"{OFFICIAL_NAMESPACE}/{path}"
+    if tag is None and digest is None:
+        tag = DEFAULT_TAG
+    return ImageReference(domain, path, tag, digest)
+
+
+def parse_full_reference(text: str) -> ImageReference:
+    """The whole grammar, every limit, and a reason for each refusal."""
     if not isinstance(text, str):
         raise InvalidReference(f"an image reference must be a string, got {type(text).__name__}")
     if not text:
@@ -358,6 +430,71 @@ class RegistryPattern:
     def __str__(self) -> str:
         registry = self.host if self.port is None else f"{self.host}:{self.port}"
         return f"{registry}/{self.path}" if self.path else registry
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedRegistries:
+    """A policy's ``trustedRegistries``, compiled once for matching every image of every pod.
+
+    ``trusts`` answers exactly ``any(pattern.matches(reference) for pattern in patterns)``, with
+    dictionary look-ups instead of a walk over the entries: exact hosts by ``host[:port]``,
+    ``*.suffix`` entries by ``suffix[:port]`` (``*`` is one label: everything up to the first
+    ``.``), and any other shape (an inner ``*``, an IPv6 host) by :meth:`RegistryPattern.matches`.
+    """
+
+    patterns: tuple[RegistryPattern, ...] = ()
+    listing: str = field(init=False, repr=False, compare=False)
+    """The entries as messages quote them: ``ghcr.io/acme, registry.k8s.io``."""
+    _by_registry: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _by_suffix: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _other: tuple[RegistryPattern, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_registry: dict[str, list[str]] = {}
+        by_suffix: dict[str, list[str]] = {}
+        other: list[RegistryPattern] = []
+        for pattern in self.patterns:
+            labels = pattern.labels
+            port = "" if pattern.port is None else f":{pattern.port}"
+            if not labels:  # an IPv6 host
+                other.append(pattern)
+            elif not pattern.wildcard:
+                by_registry.setdefault(pattern.host + port, []).append(pattern.path)
+            elif labels[0] == "*" and "*" not in labels[1:]:
+                by_suffix.setdefault(".".join(labels[1:]) + port, []).append(pattern.path)
+            else:
+                other.append(pattern)
+        set_field = object.__setattr__
+        set_field(self, "listing", ", ".join(str(pattern) for pattern in self.patterns))
+        set_field(self, "_by_registry", _frozen(by_registry))
+        set_field(self, "_by_suffix", _frozen(by_suffix))
+        set_field(self, "_other", tuple(other))
+
+    def trusts(self, reference: ImageReference) -> bool:
+        """True when some entry matches ``reference`` (see :meth:`RegistryPattern.matches`)."""
+        domain = reference.domain
+        if domain.startswith("["):  # IPv6, compressed for comparison: the entries one by one
+            return any(pattern.matches(reference) for pattern in self.patterns)
+        registry = domain.lower()  # host[:port], as the keys are written
+        prefixes = self._by_registry.get(registry)
+        if prefixes is not None and (not prefixes or _under_any(reference.path, prefixes)):
+            return True
+        if self._by_suffix:
+            _, dot, suffix = registry.partition(".")
+            prefixes = self._by_suffix.get(suffix) if dot else None
+            if prefixes is not None and (not prefixes or _under_any(reference.path, prefixes)):
+                return True
+        return bool(self._other) and any(pattern.matches(reference) for pattern in self._other)
+
+
+def _frozen(lists: dict[str, list[str]]) -> Mapping[str, tuple[str, ...]]:
+    """Path prefixes by key; ``()`` when one entry for the key has none (any path matches)."""
+    return {key: () if "" in values else tuple(values) for key, values in lists.items()}
+
+
+def _under_any(path: str, prefixes: tuple[str, ...]) -> bool:
+    """``path`` is one of ``prefixes`` or under one on a ``/`` boundary."""
+    return any(path == prefix or path.startswith(f"{prefix}/") for prefix in prefixes)
 
 
 def _parse_pattern(text: str) -> tuple[str, str | None, str]:

@@ -9,18 +9,25 @@ backstop for containers that other webhooks or operators inject.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from mamori.podspec import Malformed, PodContext, as_mapping
 
 
 @dataclass(frozen=True, slots=True)
 class WorkloadKind:
-    """Where one kind keeps its pod template."""
+    """Where one kind keeps its pod template, and the field paths messages use under it."""
 
     groups: frozenset[str]
     template_path: tuple[str, ...]  # path to the object holding metadata + spec of the pod
+    spec_path: str = field(init=False, repr=False, compare=False)
+    metadata_path: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        prefix = ".".join(self.template_path)
+        object.__setattr__(self, "spec_path", f"{prefix}.spec" if prefix else "spec")
+        object.__setattr__(self, "metadata_path", f"{prefix}.metadata" if prefix else "metadata")
 
 
 TEMPLATE = ("spec", "template")
@@ -37,9 +44,8 @@ WORKLOAD_KINDS: Mapping[str, WorkloadKind] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Workload:
-    """A workload object reduced to what the engine needs."""
+class Workload(NamedTuple):
+    """A workload object reduced to what the engine needs (one per admission: a named tuple)."""
 
     kind: str
     name: str
@@ -69,8 +75,7 @@ def pod_metadata(resource: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] |
     if kind is None or api_group(resource.get("apiVersion")) not in kind.groups:
         return None
     template, _ = _walk_to_template(resource, kind.template_path)
-    prefix = ".".join(kind.template_path)
-    return (f"{prefix}.metadata" if prefix else "metadata"), as_mapping(template.get("metadata"))
+    return kind.metadata_path, as_mapping(template.get("metadata"))
 
 
 def extract_workload(resource: Mapping[str, Any]) -> Workload | None:
@@ -80,25 +85,22 @@ def extract_workload(resource: Mapping[str, Any]) -> Workload | None:
     if kind is None or api_group(resource.get("apiVersion")) not in kind.groups:
         return None
     template, problems = _walk_to_template(resource, kind.template_path)
-    prefix = ".".join(kind.template_path)
-    spec_path = f"{prefix}.spec" if prefix else "spec"
+    spec_path = kind.spec_path
     spec = template.get("spec")
-    if spec is not None and not isinstance(spec, Mapping):
+    if spec is not None and type(spec) is not dict and not isinstance(spec, Mapping):
         problems.append(Malformed(spec_path, "an object (the pod spec)", spec))
     metadata = as_mapping(resource.get("metadata"))
     name = metadata.get("name") or metadata.get("generateName") or ""
     namespace = metadata.get("namespace")
+    pod = PodContext(
+        as_mapping(spec),
+        as_mapping(template.get("metadata")),
+        spec_path,
+        kind.metadata_path,
+        tuple(problems),
+    )
     return Workload(
-        kind=kind_name,
-        name=str(name),
-        namespace=namespace if isinstance(namespace, str) and namespace else None,
-        pod=PodContext(
-            spec=as_mapping(spec),
-            metadata=as_mapping(template.get("metadata")),
-            spec_path=spec_path,
-            metadata_path=f"{prefix}.metadata" if prefix else "metadata",
-            template_problems=tuple(problems),
-        ),
+        kind_name, str(name), namespace if isinstance(namespace, str) and namespace else None, pod
     )
 
 
@@ -113,7 +115,7 @@ def _walk_to_template(
     node: Mapping[str, Any] = resource
     for depth, key in enumerate(path):
         value = node.get(key)
-        if value is not None and not isinstance(value, Mapping):
+        if value is not None and type(value) is not dict and not isinstance(value, Mapping):
             field = ".".join(path[: depth + 1])
             return {}, [Malformed(field, "an object", value)]
         node = as_mapping(value)

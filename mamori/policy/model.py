@@ -8,6 +8,7 @@ from typing import Any
 
 from mamori.findings import Enforcement
 from mamori.policy.selector import LabelSelector
+from mamori.rules.plan import RulePlan
 from mamori.rules.registry import RuleSettings
 
 API_GROUP = "mamori.io"
@@ -23,6 +24,9 @@ class Policy:
 
     ``sections`` keeps the operator's parts of the spec (``networkPolicy``, ``imageScan``) as
     parsed by their own modules, so the admission path never depends on them.
+
+    ``plan`` (the rules these settings run) and ``selects_all`` (no exemption, no selector) are
+    derived once, here, so that judging a pod never recomputes them.
     """
 
     name: str
@@ -32,6 +36,13 @@ class Policy:
     namespace_selector: LabelSelector = field(default_factory=LabelSelector)
     generation: int | None = None
     sections: Mapping[str, Any] = field(default_factory=dict)
+    plan: RulePlan = field(init=False, repr=False, compare=False)
+    selects_all: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plan", RulePlan.compile(self.rules))
+        everything = not self.exempt_namespaces and not self.namespace_selector.requirements
+        object.__setattr__(self, "selects_all", everything)
 
     def selects(self, namespace: str | None, labels: Mapping[str, str] | None = None) -> bool:
         """Tell whether this policy covers ``namespace`` (None: cluster-scoped or unknown).
@@ -39,6 +50,8 @@ class Policy:
         The ``kubernetes.io/metadata.name`` label is always implied, as the API server sets it
         on every namespace; that lets offline checks honour name-based selectors.
         """
+        if self.selects_all:
+            return True
         if namespace is not None and namespace in self.exempt_namespaces:
             return False
         if not self.namespace_selector.requirements:

@@ -1,8 +1,10 @@
 """Every rule mamori knows, registered in one place: the imports below.
 
 To add a rule, write ``mamori/rules/<rule_id_with_underscores>.py`` (spec comment, pure check
-function, ``@rule(...)``), import it here, and add pass/fail fixtures under
-``tests/fixtures/<rule-id>/``.
+function returning a list of findings, ``@rule(...)``), import it here, and add pass/fail
+fixtures under ``tests/fixtures/<rule-id>/``. A rule that only some policies turn on says so
+with ``@rule(..., applies=...)``: each policy's :class:`~mamori.rules.plan.RulePlan`, compiled
+when the policy is parsed, then leaves it out instead of calling it on every pod.
 """
 
 # Every rule module, in one sorted list: the Pod Security Standards checks (named after

@@ -9,12 +9,12 @@ allowed value", and rules report the latter as a violation (fail closed).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from mamori.findings import Finding, render_value
-from mamori.images import ImageReference, InvalidReference
-from mamori.podspec import ContainerRef, PodContext, as_mapping
+from mamori.images import ImageReference
+from mamori.podspec import ContainerRef, PodContext
 from mamori.podspec import Scope as Scope  # re-exported: the rules import it from here
 
 MAX_SHOWN = 80
@@ -22,7 +22,7 @@ MAX_UID = 2**31 - 1
 
 
 def pod_scope(pod: PodContext) -> Scope:
-    return pod.scopes()[0]
+    return pod.pod_scope
 
 
 def container_scope(container: ContainerRef) -> Scope:
@@ -31,7 +31,7 @@ def container_scope(container: ContainerRef) -> Scope:
 
 def container_scopes(pod: PodContext) -> tuple[Scope, ...]:
     """Init, regular and ephemeral containers, in that order."""
-    return pod.scopes()[1:]
+    return pod.container_scopes
 
 
 def scopes(pod: PodContext) -> tuple[Scope, ...]:
@@ -49,12 +49,12 @@ def is_on(value: object) -> bool:
 
 def is_windows(pod: PodContext) -> bool:
     """``spec.os.name: windows``: PSA exempts such pods from Linux-only restricted checks."""
-    return as_mapping(pod.spec.get("os")).get("name") == "windows"
+    return pod.windows
 
 
 def in_user_namespace(pod: PodContext) -> bool:
     """``spec.hostUsers: false``: root in the pod maps to an unprivileged user on the node."""
-    return pod.spec.get("hostUsers") is False
+    return pod.user_namespace
 
 
 def is_uid(value: object) -> bool:
@@ -81,22 +81,13 @@ def item_name(item: Mapping[str, Any], *, index: int, kind: str) -> str:
     return name if isinstance(name, str) and name else f"{kind}[{index}]"
 
 
-def parsed_images(pod: PodContext) -> Iterator[tuple[ContainerRef, str, ImageReference]]:
+def parsed_images(pod: PodContext) -> tuple[tuple[ContainerRef, str, ImageReference], ...]:
     """Every container whose image parses, with the image as written and as parsed.
 
     Missing and unparsable images are left to ``image-reference``, which denies them: the
     registry and digest rules judge only what they can read, so each problem is reported once.
     """
-    for container in pod.containers():
-        image = container.spec.get("image")
-        if not isinstance(image, str):
-            continue
-        try:
-            reference = container.image_reference()
-        except InvalidReference:
-            continue
-        if reference is not None:
-            yield container, image, reference
+    return pod.parsed_images()
 
 
 def disallowed_profile(

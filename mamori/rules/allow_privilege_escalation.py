@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mamori.findings import Finding
 from mamori.podspec import PodContext
-from mamori.rules._common import container_scopes, is_windows, show
+from mamori.rules._common import show
 from mamori.rules.registry import Level, RuleSettings, rule
 
 
@@ -20,10 +20,10 @@ from mamori.rules.registry import Level, RuleSettings, rule
     summary="allowPrivilegeEscalation: false in every container",
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    if is_windows(pod):
-        return []
     findings: list[Finding] = []
-    for scope in container_scopes(pod):
+    if pod.windows:
+        return findings
+    for scope in pod.container_scopes:
         value = scope.security_context.get("allowPrivilegeEscalation")
         if value is False:
             continue

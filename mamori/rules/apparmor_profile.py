@@ -11,9 +11,12 @@ Spec (baseline):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from mamori.findings import Finding
 from mamori.podspec import PodContext
-from mamori.rules._common import disallowed_profile, scopes, show
+from mamori.rules._common import disallowed_profile, show
 from mamori.rules.registry import Level, RuleSettings, rule
 
 ALLOWED_TYPES = ("RuntimeDefault", "Localhost")
@@ -29,25 +32,27 @@ LOCALHOST_ANNOTATION_PREFIX = "localhost/"
     summary="AppArmor profile is RuntimeDefault or Localhost when set",
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    findings = [
-        finding
-        for scope in scopes(pod)
-        if (
-            finding := disallowed_profile(
-                scope, key="appArmorProfile", allowed=ALLOWED_TYPES, fix=FIX
-            )
-        )
-        is not None
-    ]
-    findings.extend(_annotations(pod))
+    findings: list[Finding] = []
+    for scope in pod.scopes():
+        profile = scope.security_context.get("appArmorProfile")
+        if profile is None or (type(profile) is dict and profile.get("type") in ALLOWED_TYPES):
+            continue  # the common cases, decided as disallowed_profile decides them
+        finding = disallowed_profile(scope, key="appArmorProfile", allowed=ALLOWED_TYPES, fix=FIX)
+        if finding is not None:
+            findings.append(finding)
+    annotations = pod.annotations
+    for key in annotations:  # most pods carry annotations, few carry AppArmor ones
+        if isinstance(key, str) and key.startswith(ANNOTATION_PREFIX):
+            findings.extend(_annotations(pod, annotations))
+            break
     return findings
 
 
-def _annotations(pod: PodContext) -> list[Finding]:
+def _annotations(pod: PodContext, annotations: Mapping[str, Any]) -> list[Finding]:
     findings: list[Finding] = []
     for key, value in sorted(
         (key, value)
-        for key, value in pod.annotations.items()
+        for key, value in annotations.items()
         if isinstance(key, str) and key.startswith(ANNOTATION_PREFIX)
     ):
         if isinstance(value, str) and (

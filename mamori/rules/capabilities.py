@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 from mamori.findings import Finding
 from mamori.podspec import PodContext, as_mapping
-from mamori.rules._common import Scope, container_scopes, is_windows, quote_all, show
+from mamori.rules._common import Scope, quote_all, show
 from mamori.rules.registry import Level, RuleSettings, rule
 
 BASELINE_ADDABLE = frozenset(
@@ -48,13 +48,19 @@ DROP_EVERYTHING = "ALL"
     summary="only default capabilities added; restricted: drop ALL, add at most NET_BIND_SERVICE",
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    restricted = settings.restricted and not is_windows(pod)
+    restricted = settings.restricted and not pod.windows
     addable = RESTRICTED_ADDABLE if restricted else BASELINE_ADDABLE
     findings: list[Finding] = []
-    for scope in container_scopes(pod):
-        capabilities = as_mapping(scope.security_context.get("capabilities"))
-        findings.extend(_added(scope, capabilities, addable=addable, restricted=restricted))
-        if restricted and not _drops_everything(capabilities.get("drop")):
+    for scope in pod.container_scopes:
+        capabilities = scope.security_context.get("capabilities")
+        if capabilities is None and not restricted:
+            continue
+        if type(capabilities) is not dict:
+            capabilities = as_mapping(capabilities)
+        if capabilities.get("add") is not None:
+            findings.extend(_added(scope, capabilities, addable=addable, restricted=restricted))
+        dropped = capabilities.get("drop")
+        if restricted and not (isinstance(dropped, list) and DROP_EVERYTHING in dropped):
             findings.append(
                 Finding(
                     field=scope.field("capabilities", "drop"),
@@ -98,7 +104,3 @@ def _added(
             f"({allowed})",
         )
     ]
-
-
-def _drops_everything(dropped: object) -> bool:
-    return isinstance(dropped, list) and DROP_EVERYTHING in dropped

@@ -25,9 +25,10 @@ HOST_NAMESPACES = (
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
     findings: list[Finding] = []
+    spec = pod.spec
     for key, namespace in HOST_NAMESPACES:
-        value = pod.spec.get(key)
-        if is_on(value):
+        value = spec.get(key)
+        if value is not None and is_on(value):
             findings.append(
                 Finding(
                     field=pod.field(key),

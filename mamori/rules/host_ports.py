@@ -24,7 +24,7 @@ def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
         if not isinstance(ports, list):
             continue
         for index, port in enumerate(ports):
-            host_port = as_mapping(port).get("hostPort")
+            host_port = (port if type(port) is dict else as_mapping(port)).get("hostPort")
             if host_port is None or (type(host_port) is int and host_port == 0):
                 continue
             findings.append(

@@ -33,16 +33,39 @@ def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
         spec = container.spec
         for probe in PROBES:
             handler = spec.get(probe)
-            if handler:
-                findings.extend(_hosts(container, (probe,), as_mapping(handler)))
+            if not handler:
+                continue
+            if type(handler) is dict and handler.get("tcpSocket") is None:
+                http = handler.get("httpGet")  # most probes: an httpGet without host, or exec
+                if http is None or (
+                    type(http) is dict and ((host := http.get("host")) is None or host == "")
+                ):
+                    continue
+            findings.extend(_hosts(container, (probe,), as_mapping(handler)))
         lifecycle = spec.get("lifecycle")
         if lifecycle:
             lifecycle = as_mapping(lifecycle)
             for hook in LIFECYCLE_HOOKS:
                 handler = lifecycle.get(hook)
-                if handler:
+                if handler and _may_name_a_host(handler):
                     findings.extend(_hosts(container, ("lifecycle", hook), as_mapping(handler)))
     return findings
+
+
+def _may_name_a_host(handler: object) -> bool:
+    """False only when :func:`_hosts` surely finds nothing: most pods have probes to skip."""
+    if type(handler) is not dict:
+        return True
+    for kind in HANDLERS:
+        target = handler.get(kind)
+        if target is None:
+            continue
+        if type(target) is not dict:
+            return True
+        host = target.get("host")
+        if host is not None and host != "":
+            return True
+    return False
 
 
 def _hosts(
@@ -50,7 +73,10 @@ def _hosts(
 ) -> list[Finding]:
     findings: list[Finding] = []
     for kind in HANDLERS:
-        host = as_mapping(handler.get(kind)).get("host")
+        target = handler.get(kind)
+        if target is None:
+            continue
+        host = as_mapping(target).get("host")
         if host is None or host == "":
             continue
         where = ".".join((*path, kind, "host"))

@@ -10,26 +10,33 @@ checked (and scanned) is the one that runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from mamori.findings import Finding
 from mamori.podspec import PodContext
-from mamori.rules._common import parsed_images
 from mamori.rules.registry import Level, RuleSettings, rule
 
 REQUIRED_ALGORITHM = "sha256"
 HOW_TO_PIN = "find the digest with `crane digest IMAGE` or `docker buildx imagetools inspect IMAGE`"
 
 
+def requires_digest(settings: RuleSettings) -> bool:
+    """The rule is on only when the policy sets requireImageDigest."""
+    return settings.require_image_digest
+
+
 @rule(
     rule_id="image-digest",
     level=Level.IMAGE,
     summary="images are pinned by @sha256: digest",
+    applies=requires_digest,
 )
-def check_image_digest(pod: PodContext, settings: RuleSettings) -> Iterator[Finding]:
+def check_image_digest(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    findings: list[Finding] = []
     if not settings.require_image_digest:
-        return
-    for container, image, reference in parsed_images(pod):
+        return findings
+    for container, image, reference in pod.parsed_images():
+        digest = reference.digest
+        if digest is not None and digest.startswith("sha256:"):
+            continue  # pinned by sha256, read without splitting the digest
         algorithm = reference.digest_algorithm
         if algorithm == REQUIRED_ALGORITHM:
             continue
@@ -37,9 +44,12 @@ def check_image_digest(pod: PodContext, settings: RuleSettings) -> Iterator[Find
             problem = "is not pinned by digest"
         else:
             problem = f"is pinned by a {algorithm} digest, but the policy requires sha256"
-        yield Finding(
-            field=container.field("image"),
-            container=container.name,
-            message=f'container "{container.name}" image {image!r} {problem}; pin it as '
-            f"{image.partition('@')[0]}@sha256:<digest> ({HOW_TO_PIN})",
+        findings.append(
+            Finding(
+                field=container.field("image"),
+                container=container.name,
+                message=f'container "{container.name}" image {image!r} {problem}; pin it as '
+                f"{image.partition('@')[0]}@sha256:<digest> ({HOW_TO_PIN})",
+            )
         )
+    return findings

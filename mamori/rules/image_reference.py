@@ -10,8 +10,6 @@ an image they can read, so an unparsable reference is denied rather than waved t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from mamori.findings import Finding
 from mamori.images import EXAMPLE_REFERENCE, InvalidReference
 from mamori.podspec import PodContext
@@ -28,25 +26,33 @@ FIX = (
     level=Level.IMAGE,
     summary="every container image is a valid image reference",
 )
-def check_image_reference(pod: PodContext, settings: RuleSettings) -> Iterator[Finding]:
+def check_image_reference(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    findings: list[Finding] = []
+    if pod.images_all_parsed:
+        return findings
     for container in pod.containers():
         image = container.spec.get("image")
         field = container.field("image")
         if not isinstance(image, str) or not image:
             got = "is missing" if image is None or image == "" else "is not a string"
-            yield Finding(
-                field=field,
-                container=container.name,
-                message=f'container "{container.name}" image {got}; set {field} to an image '
-                f"reference such as {EXAMPLE_REFERENCE!r}",
+            findings.append(
+                Finding(
+                    field=field,
+                    container=container.name,
+                    message=f'container "{container.name}" image {got}; set {field} to an '
+                    f"image reference such as {EXAMPLE_REFERENCE!r}",
+                )
             )
             continue
         try:
             container.image_reference()
         except InvalidReference as error:
-            yield Finding(
-                field=field,
-                container=container.name,
-                message=f'container "{container.name}" image {image!r} is not a valid image '
-                f"reference: {error}; {FIX}",
+            findings.append(
+                Finding(
+                    field=field,
+                    container=container.name,
+                    message=f'container "{container.name}" image {image!r} is not a valid '
+                    f"image reference: {error}; {FIX}",
+                )
             )
+    return findings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mamori.findings import Finding
 from mamori.podspec import PodContext
-from mamori.rules._common import container_scopes, is_on, show
+from mamori.rules._common import show
 from mamori.rules.registry import Level, RuleSettings, rule
 
 
@@ -20,9 +20,9 @@ from mamori.rules.registry import Level, RuleSettings, rule
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
     findings: list[Finding] = []
-    for scope in container_scopes(pod):
+    for scope in pod.container_scopes:
         value = scope.security_context.get("privileged")
-        if is_on(value):
+        if value is not None and value is not False:  # is_on, inline: every container, every pod
             findings.append(
                 Finding(
                     field=scope.field("privileged"),

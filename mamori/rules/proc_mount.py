@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from mamori.findings import Finding
 from mamori.podspec import PodContext
-from mamori.rules._common import container_scopes, in_user_namespace, show
+from mamori.rules._common import show
 from mamori.rules.registry import Level, RuleSettings, rule
 
 DEFAULT = "Default"
@@ -23,10 +23,10 @@ DEFAULT = "Default"
     summary="procMount is Default (baseline: any in a user namespace)",
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    if not settings.restricted and in_user_namespace(pod):
-        return []
     findings: list[Finding] = []
-    for scope in container_scopes(pod):
+    if not settings.restricted and pod.user_namespace:
+        return findings
+    for scope in pod.container_scopes:
         value = scope.security_context.get("procMount")
         if value is None or value == DEFAULT:
             continue

@@ -7,11 +7,11 @@ refuses a duplicate at import time instead of letting one rule silently shadow a
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 from mamori.findings import Finding
-from mamori.images import RegistryPattern
+from mamori.images import RegistryPattern, TrustedRegistries
 from mamori.podspec import PodContext
 
 
@@ -41,6 +41,11 @@ class RuleSettings:
     pod_security: Level | None = Level.RESTRICTED
     trusted_registries: tuple[RegistryPattern, ...] = ()
     require_image_digest: bool = False
+    registries: TrustedRegistries = field(init=False, repr=False, compare=False)
+    """``trusted_registries`` compiled for matching, once per policy."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "registries", TrustedRegistries(self.trusted_registries))
 
     @property
     def restricted(self) -> bool:
@@ -48,15 +53,26 @@ class RuleSettings:
         return self.pod_security is Level.RESTRICTED
 
 
-CheckFunction = Callable[[PodContext, RuleSettings], Iterable[Finding]]
+# A check returns a list (empty when the pod passes): the engine skips an empty one at once.
+CheckFunction = Callable[[PodContext, RuleSettings], Sequence[Finding]]
+AppliesFunction = Callable[[RuleSettings], bool]
+
+
+def always(settings: RuleSettings) -> bool:
+    return True
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """A registered check. ``applies`` tells from a policy's settings alone whether the check can
+    find anything at all (``trusted-registry`` without registries cannot), so a policy's
+    :class:`~mamori.rules.plan.RulePlan` leaves it out instead of calling it on every pod."""
+
     id: str
     level: Level
     summary: str
     check: CheckFunction
+    applies: AppliesFunction = always
 
 
 class DuplicateRuleError(RuntimeError):
@@ -70,14 +86,16 @@ class RuleRegistry:
         self._rules: dict[str, Rule] = {}
 
     def register(
-        self, *, rule_id: str, level: Level, summary: str
+        self, *, rule_id: str, level: Level, summary: str, applies: AppliesFunction = always
     ) -> Callable[[CheckFunction], CheckFunction]:
         """Decorate a check function to register it under ``rule_id``."""
 
         def decorate(check: CheckFunction) -> CheckFunction:
             if rule_id in self._rules:
                 raise DuplicateRuleError(f"rule ID {rule_id!r} is registered twice")
-            self._rules[rule_id] = Rule(id=rule_id, level=level, summary=summary, check=check)
+            self._rules[rule_id] = Rule(
+                id=rule_id, level=level, summary=summary, check=check, applies=applies
+            )
             return check
 
         return decorate

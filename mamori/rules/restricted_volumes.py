@@ -30,6 +30,7 @@ ALLOWED_SOURCES = (
 )
 NOT_A_SOURCE = "name"
 REPORTED_ELSEWHERE = "hostPath"
+NOT_JUDGED_HERE = frozenset({NOT_A_SOURCE, REPORTED_ELSEWHERE, *ALLOWED_SOURCES})
 FIX = (
     "use one of " + ", ".join(ALLOWED_SOURCES) + " (put network or cloud storage behind a "
     "PersistentVolumeClaim)"
@@ -54,7 +55,7 @@ def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
         ]
     findings: list[Finding] = []
     for index, volume in enumerate(volumes):
-        if not isinstance(volume, Mapping):
+        if type(volume) is not dict and not isinstance(volume, Mapping):
             findings.append(
                 Finding(
                     field=pod.field(f"volumes[{index}]"),
@@ -62,10 +63,10 @@ def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
                 )
             )
             continue
-        name = item_name(volume, index=index, kind="volumes")
         for source, value in volume.items():
-            if value is None or source in (NOT_A_SOURCE, REPORTED_ELSEWHERE, *ALLOWED_SOURCES):
+            if value is None or source in NOT_JUDGED_HERE:
                 continue
+            name = item_name(volume, index=index, kind="volumes")
             findings.append(
                 Finding(
                     field=pod.field(f"volumes[{index}]", str(source)),

@@ -18,15 +18,7 @@ from __future__ import annotations
 
 from mamori.findings import Finding
 from mamori.podspec import PodContext
-from mamori.rules._common import (
-    Scope,
-    container_scopes,
-    in_user_namespace,
-    is_uid,
-    is_windows,
-    pod_scope,
-    show,
-)
+from mamori.rules._common import MAX_UID, Scope, is_uid, show
 from mamori.rules.registry import Level, RuleSettings, rule
 
 
@@ -36,10 +28,10 @@ from mamori.rules.registry import Level, RuleSettings, rule
     summary="runAsNonRoot: true on the pod or every container",
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    if in_user_namespace(pod):
-        return []
     findings: list[Finding] = []
-    pod_level = pod_scope(pod)
+    if pod.user_namespace:
+        return findings
+    pod_level = pod.pod_scope
     pod_value = pod_level.security_context.get("runAsNonRoot")
     if pod_value is not None and pod_value is not True:
         findings.append(
@@ -49,11 +41,16 @@ def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
                 "set it to true",
             )
         )
-    for scope in container_scopes(pod):
-        value = scope.security_context.get("runAsNonRoot")
+    pod_uid = pod_level.security_context.get("runAsUser")
+    for scope in pod.container_scopes:
+        security_context = scope.security_context
+        value = security_context.get("runAsNonRoot")
         if value is True or (value is None and pod_value is True):
-            if not is_windows(pod) and not _has_uid(pod_level, scope):
-                findings.append(_advice(scope))
+            own = security_context.get("runAsUser")
+            uid = own if own is not None else pod_uid
+            if (type(uid) is int and 0 <= uid <= MAX_UID) or pod.windows or is_uid(uid):
+                continue  # a numeric UID is set (the common case first), or Windows: no advice
+            findings.append(_advice(scope))
         elif value is not None:
             findings.append(
                 Finding(
@@ -73,11 +70,6 @@ def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
                 )
             )
     return findings
-
-
-def _has_uid(pod_level: Scope, scope: Scope) -> bool:
-    own = scope.security_context.get("runAsUser")
-    return is_uid(own if own is not None else pod_level.security_context.get("runAsUser"))
 
 
 def _advice(scope: Scope) -> Finding:

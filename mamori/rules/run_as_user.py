@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from mamori.findings import Finding
 from mamori.podspec import PodContext
-from mamori.rules._common import in_user_namespace, is_uid, scopes, show
+from mamori.rules._common import MAX_UID, is_uid, show
 from mamori.rules.registry import Level, RuleSettings, rule
 
 ROOT = 0
@@ -23,12 +23,14 @@ ROOT = 0
     summary="runAsUser is never 0",
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    if in_user_namespace(pod):
-        return []
     findings: list[Finding] = []
-    for scope in scopes(pod):
+    if pod.user_namespace:
+        return findings
+    for scope in pod.scopes():
         value = scope.security_context.get("runAsUser")
-        if value is None or (is_uid(value) and value != ROOT):
+        if value is None or (type(value) is int and ROOT < value <= MAX_UID):
+            continue  # the common cases first: unset, or a plain non-zero UID
+        if is_uid(value) and value != ROOT:
             continue
         if is_uid(value):
             problem = "must not set securityContext.runAsUser: 0 (root)"

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from mamori.findings import Finding
 from mamori.podspec import PodContext
-from mamori.rules._common import Scope, quote_all, scopes, show
+from mamori.rules._common import Scope, quote_all, show
 from mamori.rules.registry import Level, RuleSettings, rule
 
 ALLOWED_TYPES = ("container_t", "container_init_t", "container_kvm_t", "container_engine_t")
@@ -29,8 +29,9 @@ FORBIDDEN_KEYS = ("user", "role")
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
     findings: list[Finding] = []
-    for scope in scopes(pod):
-        findings.extend(_check_scope(scope))
+    for scope in pod.scopes():
+        if scope.security_context.get("seLinuxOptions") is not None:
+            findings.extend(_check_scope(scope))
     return findings
 
 

@@ -9,32 +9,38 @@ Images that do not parse are left to ``image-reference``, which denies them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from mamori.findings import Finding
 from mamori.podspec import PodContext
-from mamori.rules._common import parsed_images
 from mamori.rules.registry import Level, RuleSettings, rule
+
+
+def has_registries(settings: RuleSettings) -> bool:
+    """The rule is on only when the policy lists trusted registries."""
+    return bool(settings.trusted_registries)
 
 
 @rule(
     rule_id="trusted-registry",
     level=Level.IMAGE,
     summary="images are pulled only from the policy's trusted registries",
+    applies=has_registries,
 )
-def check_trusted_registry(pod: PodContext, settings: RuleSettings) -> Iterator[Finding]:
-    patterns = settings.trusted_registries
-    if not patterns:
-        return
-    for container, image, reference in parsed_images(pod):
-        if any(pattern.matches(reference) for pattern in patterns):
+def check_trusted_registry(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    registries = settings.registries
+    findings: list[Finding] = []
+    if not registries.patterns:
+        return findings
+    for container, image, reference in pod.parsed_images():
+        if registries.trusts(reference):
             continue
-        allowed = ", ".join(str(pattern) for pattern in patterns)
-        yield Finding(
-            field=container.field("image"),
-            container=container.name,
-            message=f'container "{container.name}" image {image!r} is pulled from '
-            f"{reference.registry}/{reference.path}, which is not a trusted registry "
-            f"(trusted: {allowed}); push the image to a trusted registry, or add its registry "
-            "to the policy's spec.trustedRegistries",
+        findings.append(
+            Finding(
+                field=container.field("image"),
+                container=container.name,
+                message=f'container "{container.name}" image {image!r} is pulled from '
+                f"{reference.registry}/{reference.path}, which is not a trusted registry "
+                f"(trusted: {registries.listing}); push the image to a trusted registry, or add "
+                "its registry to the policy's spec.trustedRegistries",
+            )
         )
+    return findings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mamori.findings import Finding
 from mamori.podspec import PodContext, as_mapping
-from mamori.rules._common import is_on, scopes, show
+from mamori.rules._common import is_on, show
 from mamori.rules.registry import Level, RuleSettings, rule
 
 
@@ -20,8 +20,11 @@ from mamori.rules.registry import Level, RuleSettings, rule
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
     findings: list[Finding] = []
-    for scope in scopes(pod):
-        value = as_mapping(scope.security_context.get("windowsOptions")).get("hostProcess")
+    for scope in pod.scopes():
+        options = scope.security_context.get("windowsOptions")
+        if options is None:
+            continue
+        value = as_mapping(options).get("hostProcess")
         if is_on(value):
             findings.append(
                 Finding(

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from mamori.images import (
     ImageReference,
     InvalidReference,
+    parse_common_reference,
+    parse_full_reference,
     parse_reference,
 )
 
@@ -319,3 +321,58 @@ def test_grammar_references_parse_to_their_parts(
         expected_tag,
         digest,
     )
+
+
+# --- the fast path --------------------------------------------------------------------------
+#
+# parse_reference answers the common shapes with one regex; wherever that path answers, the
+# full parser must give the same reference (and never refuse it).
+
+common_like = st.builds(
+    lambda parts: "".join(parts),
+    st.lists(
+        st.sampled_from(
+            [
+                *"abz09AZ.-_:/@",
+                *("__", "--", "localhost", "docker.io", "index.docker.io", "/x", ":5000"),
+                *("sha256:", "0123456789abcdef" * 4, "a" * 64, "gh_cr.io", "Ghcr.io"),
+            ]
+        ),
+        max_size=12,
+    ),
+)
+
+
+@given(st.one_of(common_like, reference_like, hosts, paths))
+@example("gh_cr.io/x")
+@example("a..b/x")
+@example("a.-b/x")
+@example("a-.b:5000/x")
+@example("a.b-/x")
+@example("localhost/app")
+@example("localhost:5000/app:1")
+@example("index.docker.io/nginx")
+@example("docker.io/nginx")
+@example("docker.io/acme/app")
+@example("0123456789abcdef" * 4)
+@example("a.b:5000")
+@example("acme/a.b/c")
+@example("a" * 201)
+@example(f"{ECR}/shop/web@{SHA}")
+def test_common_path_agrees_with_the_full_parser(text: str) -> None:
+    common = parse_common_reference(text)
+    if common is None:
+        return
+    assert parse_full_reference(text) == common
+    assert (common.hostname, common.port) == (
+        parse_full_reference(text).hostname,
+        parse_full_reference(text).port,
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["nginx", "nginx:1.27", f"{ECR}/shop/web@{SHA}", "ghcr.io/acme/app:v1", "localhost:5000/a"],
+)
+def test_common_shapes_take_the_fast_path(text: str) -> None:
+    assert parse_common_reference(text) == parse_full_reference(text)

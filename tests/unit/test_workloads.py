@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 
 import pytest
 
+from mamori.podspec import PodContext
 from mamori.workloads import extract_workload
 
 POD_SPEC = {"containers": [{"name": "app", "image": "nginx"}]}
@@ -129,3 +132,25 @@ def test_absent_parts_are_not_malformed() -> None:
     assert workload is not None and workload.pod.malformed() == ()
     pod = extract_workload({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": []}})
     assert pod is not None and pod.pod.malformed() == ()
+
+
+def test_pod_context_is_an_immutable_value_that_copies_and_pickles() -> None:
+    spec = {
+        "os": {"name": "windows"},
+        "hostUsers": False,
+        "securityContext": {"runAsNonRoot": True},
+        "containers": [{"name": "app", "image": "nginx"}, {"name": "bad", "image": "Nginx"}],
+    }
+    pod = PodContext(spec=spec, metadata={"name": "p"}, spec_path="spec.template.spec")
+    assert (pod.windows, pod.user_namespace, pod.images_all_parsed) == (True, True, False)
+    assert [image for _, image, _ in pod.parsed_images()] == ["nginx"]
+    assert [scope.label for scope in pod.scopes()] == ["pod", 'container "app"', 'container "bad"']
+    assert pod.scopes()[1].field("privileged") == (
+        "spec.template.spec.containers[0].securityContext.privileged"
+    )
+    for copied in (copy.deepcopy(pod), pickle.loads(pickle.dumps(pod))):
+        assert copied == pod
+        assert [c.path for c in copied.containers()] == [c.path for c in pod.containers()]
+    with pytest.raises(AttributeError):
+        pod.spec = {}  # type: ignore[misc]
+    assert PodContext(spec={}).metadata == {} and PodContext(spec={}).malformed() == ()

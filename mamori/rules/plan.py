@@ -1,0 +1,39 @@
+"""What one policy runs on every pod, worked out once when the policy is parsed.
+
+Which rules a policy turns on depends only on its settings, never on the pod, so the choice is
+made when a :class:`~mamori.policy.model.Policy` is built and kept on it: the engine then walks
+a ready tuple per pod instead of filtering the registry per policy per pod.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mamori.rules import RULES
+from mamori.rules.registry import CheckFunction, Level, Rule, RuleSettings
+
+
+@dataclass(frozen=True, slots=True)
+class RulePlan:
+    """The rules a policy's settings turn on, in registration order, with those settings."""
+
+    settings: RuleSettings
+    rules: tuple[Rule, ...]
+    checks: tuple[tuple[str, CheckFunction], ...] = field(init=False, repr=False, compare=False)
+    """``(rule ID, check)`` of each rule: what the engine calls on every pod."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checks", tuple((rule.id, rule.check) for rule in self.rules))
+
+    @classmethod
+    def compile(cls, settings: RuleSettings, *, rules: Iterable[Rule] = RULES) -> RulePlan:
+        """PSS rules up to the policy's level; image rules that can find something."""
+        level = settings.pod_security
+        chosen = tuple(
+            rule
+            for rule in rules
+            if (rule.level is Level.IMAGE or (level is not None and rule.level <= level))
+            and rule.applies(settings)
+        )
+        return cls(settings=settings, rules=chosen)

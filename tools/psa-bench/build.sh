@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Build psa-bench from the Go modules pinned in this directory, for bench/engine: the API
+# server's Pod Security Admission checks (k8s.io/pod-security-admission, the version of the
+# local control plane's Kubernetes), timed on the same pods as mamori's engine.
+# Like tools/helm/build.sh: Go and the Go module proxy are all it needs.
+#
+# Idempotent: rebuilt only when the inputs change (go.mod, go.sum, main.go, this script, the Go
+# version); a stamp file records them.
+#
+# Environment: MAMORI_PSA_BENCH_BIN  output directory (default <repo>/.cache/psa-bench)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "${here}/../.." && pwd)"
+out="${MAMORI_PSA_BENCH_BIN:-${repo}/.cache/psa-bench}"
+
+command -v go >/dev/null || { echo "build.sh: 'go' is not on PATH (Go >= 1.26 needed)" >&2; exit 2; }
+mkdir -p "${out}"
+
+# One build at a time: a second caller waits, then finds the stamp current and returns.
+exec 9>"${out}/.build.lock"
+if command -v flock >/dev/null; then
+  flock 9
+fi
+
+cd "${here}"
+stamp_file="${out}/.stamp"
+stamp="$(
+  {
+    cat go.mod go.sum build.sh main.go
+    go env GOVERSION GOOS GOARCH
+  } | sha256sum | cut -d' ' -f1
+)"
+if [[ -x "${out}/psa-bench" && -f "${stamp_file}" && "$(cat "${stamp_file}")" == "${stamp}" ]]; then
+  echo "psa-bench: up to date in ${out} (${stamp:0:12})" >&2
+  exit 0
+fi
+
+started=$(date +%s)
+export CGO_ENABLED=0
+export GOFLAGS="-mod=readonly -buildvcs=false"
+
+echo "psa-bench: building $(go list -m -f '{{.Path}} {{.Version}}' k8s.io/pod-security-admission) into ${out}" >&2
+staging="$(mktemp -d "${out}/.build.XXXXXX")"
+trap 'rm -rf "${staging}"' EXIT
+go build -trimpath -o "${staging}/psa-bench" .
+mv -f "${staging}/psa-bench" "${out}/psa-bench"
+echo "${stamp}" >"${stamp_file}"
+
+elapsed=$(($(date +%s) - started))
+printf 'psa-bench: built in %dm%02ds\n' $((elapsed / 60)) $((elapsed % 60)) >&2
