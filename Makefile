@@ -94,6 +94,8 @@ demo: venv controlplane
 
 bench: venv controlplane
 	bash bench/admission/run.sh
+	bash bench/engine/run.sh
+	bash bench/check/run.sh
 
 clean:
 	rm -rf $(CACHE) .pytest_cache .mypy_cache .ruff_cache

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mamori.findings import render_value
-from mamori.manifests import Document, InputError, ReadLimits, read_documents
+from mamori.manifests import GO_SPACE, Document, InputError, ReadLimits, _chunks, read_documents
 
 
 def read(tmp_path: Path, text: str | bytes, **limits: int) -> list[Document | InputError]:
@@ -144,3 +148,77 @@ def test_render_value_is_bounded_by_the_limit_not_the_value() -> None:
     assert render_value(deep, limit=10) == "[[[[[[[..."
     assert render_value(10**5000, limit=80) == "<integer too long to show>"
     assert time.monotonic() - started < 1
+
+
+def reference_chunks(data: bytes, limit: int) -> list[tuple[int, bytes] | InputError]:
+    """The line-by-line reading that ``_chunks`` replaced, kept as its specification."""
+    stream = io.BytesIO(data)
+    found: list[tuple[int, bytes] | InputError] = []
+    buffer = bytearray()
+    line_number, first_line = 0, 1
+    while line := stream.readline(limit + 1 - len(buffer)):
+        line_number += 1
+        if line.startswith(b"---"):
+            rest = line[3:].decode("utf-8", "replace").lstrip(GO_SPACE)
+            if rest and not rest.startswith("#"):
+                return [*found, InputError("x", "separator", line=line_number)]
+            if buffer:
+                found.append((first_line, bytes(buffer)))
+                buffer.clear()
+            first_line = line_number + 1
+            continue
+        buffer += line
+        if len(buffer) > limit:
+            return [*found, InputError("x", "size", line=first_line)]
+    return [*found, (first_line, bytes(buffer))] if buffer else found
+
+
+class Trickle(io.RawIOBase):
+    """A pipe that hands out the input a few bytes at a time, as a slow writer would."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self.data, self.sizes = data, sizes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        size = min(len(target), self.sizes.pop() if self.sizes else 7, len(self.data))
+        target[:size] = self.data[:size]
+        self.data = self.data[size:]
+        return size
+
+
+PIECES = [
+    b"---",
+    b"---x",
+    b"--- # c",
+    b"--",
+    b"-",
+    b"\n",
+    b"\n",
+    b"a: b",
+    b"# c",
+    b" ",
+    b"\xc2\xa0",
+]
+
+
+@given(
+    st.lists(st.sampled_from(PIECES), max_size=30).map(b"".join),
+    st.integers(1, 40),
+    st.lists(st.integers(1, 9), max_size=20),
+)
+@settings(max_examples=300, deadline=None)
+def test_documents_are_cut_exactly_as_reading_line_by_line_did(
+    data: bytes, limit: int, sizes: list[int]
+) -> None:
+    """Separators, line numbers and the size limit, at every boundary, whatever the reads."""
+    stream = io.BufferedReader(Trickle(data, sizes), buffer_size=8)
+    got = [
+        InputError("x", "separator" if "separator" in c.message else "size", line=c.line)
+        if isinstance(c, InputError)
+        else c
+        for c in _chunks(stream, name="x", limits=ReadLimits(max_document_bytes=limit))
+    ]
+    assert got == reference_chunks(data, limit)

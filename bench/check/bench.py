@@ -1,0 +1,154 @@
+"""Time ``mamori check`` against kube-score over the same generated manifests, in one run.
+
+For each size (default 1, 1,000 and 10,000 objects) the manifests are generated once (see
+``generate.py``), then every command is run ``--runs`` times, interleaved (tool A, tool B, tool A,
+…) so that a burst of load on a shared machine falls on both. Each run's wall time comes from
+``time.perf_counter`` around the child and its peak RSS from ``os.wait4`` (the child's own
+``ru_maxrss``, nothing else). Output goes to ``/dev/null``; both tools write their default text
+report, so both pay for formatting findings.
+
+Plain Python (standard library only): ``python3 bench/check/bench.py --kube-score PATH``.
+``run.sh`` builds kube-score from Go modules first and passes its path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from generate import generate  # noqa: E402
+
+# Exit statuses that mean "ran and judged" (0 clean, 1 findings); anything else is a failure.
+JUDGED = (0, 1)
+
+
+@dataclass
+class Case:
+    """One command over one input: its runs' wall times and peak RSS figures."""
+
+    tool: str
+    count: int
+    argv: list[str]
+    stdin: str | None = None
+    seconds: list[float] = field(default_factory=list)
+    rss_kib: list[int] = field(default_factory=list)
+
+    def run_once(self) -> None:
+        stdin = open(self.stdin, "rb") if self.stdin else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            started = time.perf_counter()
+            child = subprocess.Popen(
+                self.argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            assert child.stderr is not None
+            errors = child.stderr.read()
+            _, status, usage = os.wait4(child.pid, 0)
+            elapsed = time.perf_counter() - started
+            child.returncode = os.waitstatus_to_exitcode(status)
+        finally:
+            if self.stdin:
+                stdin.close()  # type: ignore[union-attr]
+        if child.returncode not in JUDGED:
+            raise SystemExit(
+                f"{self.tool} on {self.count} objects exited {child.returncode}:\n"
+                f"{errors.decode(errors='replace')[-2000:]}"
+            )
+        self.seconds.append(elapsed)
+        self.rss_kib.append(usage.ru_maxrss)  # kilobytes on Linux
+
+
+def cases_for(
+    count: int, root: str, *, mamori: dict[str, list[str]], kube_score: str | None
+) -> list[Case]:
+    directory = os.path.join(root, "dir")
+    stream = os.path.join(root, "stream.yaml")
+    files = sorted(glob.glob(os.path.join(directory, "*", "*.yaml")))
+    cases = []
+    for label, command in mamori.items():
+        cases.append(Case(f"{label} check DIR", count, [*command, "check", directory]))
+        cases.append(Case(f"{label} check - (stream)", count, [*command, "check", "-"], stream))
+    if kube_score:
+        # kube-score does not walk directories: it is given every file, as `kube-score score
+        # dir/*/*.yaml` would.
+        cases.append(Case("kube-score score FILES", count, [kube_score, "score", *files]))
+        cases.append(Case("kube-score score - (stream)", count, [kube_score, "score", "-"], stream))
+    return cases
+
+
+def row(case: Case) -> str:
+    times = sorted(case.seconds)
+    return (
+        f"| {case.tool} | {case.count:,} | {times[0]:.3f} | {statistics.median(times):.3f} | "
+        f"{times[-1]:.3f} | {max(case.rss_kib) / 1024:.0f} MiB |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", default="1,1000,10000", help="comma-separated sizes")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each command per size")
+    parser.add_argument("--work", default=os.path.join(HERE, "..", "..", ".cache", "bench-check"))
+    parser.add_argument(
+        "--mamori",
+        action="append",
+        metavar="LABEL=COMMAND",
+        help="a mamori command to time (split on spaces), repeatable; default: the project's "
+        ".venv/bin/mamori, labelled mamori",
+    )
+    parser.add_argument("--kube-score", help="kube-score binary (omit to time mamori alone)")
+    args = parser.parse_args()
+
+    default = os.path.normpath(os.path.join(HERE, "..", "..", ".venv", "bin", "mamori"))
+    mamori = {
+        label: command.split()
+        for label, _, command in (text.partition("=") for text in args.mamori or [])
+    } or {"mamori": [default]}
+    all_cases: list[Case] = []
+    for count in (int(text) for text in args.counts.split(",")):
+        root = os.path.join(os.path.abspath(args.work), str(count))
+        generate(count, root)
+        cases = cases_for(count, root, mamori=mamori, kube_score=args.kube_score)
+        for case in cases:  # one unrecorded run each: page cache and binaries warm for all
+            case.run_once()
+            case.seconds.clear()
+            case.rss_kib.clear()
+        for _ in range(args.runs):
+            for case in cases:
+                case.run_once()
+        for case in cases:
+            print(row(case), file=sys.stderr, flush=True)
+        all_cases.extend(cases)
+
+    print(f"\n{args.runs} runs each, interleaved; wall seconds; peak RSS of the child\n")
+    print("| command | objects | min s | median s | max s | peak RSS |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for case in all_cases:
+        print(row(case))
+    if args.kube_score:
+        print("\n| objects | mamori | kube-score ÷ mamori, medians: stream | directory vs files |")
+        print("|---:|---|---:|---:|")
+        for count in sorted({case.count for case in all_cases}):
+            medians = {
+                case.tool: statistics.median(case.seconds)
+                for case in all_cases
+                if case.count == count
+            }
+            for label in mamori:
+                stream = (
+                    medians["kube-score score - (stream)"] / medians[f"{label} check - (stream)"]
+                )
+                files = medians["kube-score score FILES"] / medians[f"{label} check DIR"]
+                print(f"| {count:,} | {label} | {stream:.2f} | {files:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

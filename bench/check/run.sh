@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# mamori check against kube-score, side by side: build kube-score from the Go module pinned in
+# tools/kube-score/ (into .cache/kube-score/), then time both over generated manifests.
+#
+#   bash bench/check/run.sh                         # 1, 1,000, 10,000 objects, 5 runs each
+#   bash bench/check/run.sh --counts 1000 --runs 3  # any bench.py flags pass through
+#
+# Needs Go >= 1.26 and the project's virtualenv (make venv). Nothing is downloaded but Go modules.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "${here}/../.." && pwd)"
+
+bash "${repo}/tools/kube-score/build.sh" >&2
+export PYTHONSAFEPATH=1
+exec "${repo}/.venv/bin/python" "${here}/bench.py" \
+  --kube-score "${repo}/.cache/kube-score/bin/kube-score" "$@"

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Build kube-score from the Go module pinned in this directory: the Go baseline that
+# bench/check/ times `mamori check` against. Like tools/helm/build.sh: Go and the Go module proxy
+# are all it needs; no release binary is downloaded from anywhere.
+#
+# Idempotent: rebuilt only when the inputs change (go.mod, go.sum, tools.go, this script, the Go
+# version); a stamp file records them. The version stamp is the one kube-score's release build
+# sets, so `kube-score version` names the pin.
+#
+# Environment: MAMORI_KUBE_SCORE_BIN  output directory (default <repo>/.cache/kube-score/bin)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "${here}/../.." && pwd)"
+out="${MAMORI_KUBE_SCORE_BIN:-${repo}/.cache/kube-score/bin}"
+
+command -v go >/dev/null || { echo "build.sh: 'go' is not on PATH (Go >= 1.26 needed)" >&2; exit 2; }
+mkdir -p "${out}"
+
+# One build at a time: a second caller waits, then finds the stamp current and returns.
+exec 9>"${out}/.build.lock"
+if command -v flock >/dev/null; then
+  flock 9
+fi
+
+cd "${here}"
+stamp_file="${out}/.stamp"
+stamp="$(
+  {
+    cat go.mod go.sum build.sh tools.go
+    go env GOVERSION GOOS GOARCH
+  } | sha256sum | cut -d' ' -f1
+)"
+if [[ -x "${out}/kube-score" && -f "${stamp_file}" && "$(cat "${stamp_file}")" == "${stamp}" ]]; then
+  echo "kube-score: up to date in ${out} (${stamp:0:12})"
+  exit 0
+fi
+
+started=$(date +%s)
+export CGO_ENABLED=0
+export GOFLAGS="-mod=mod -buildvcs=false"
+
+version="$(go list -m -f '{{.Version}}' github.com/zegl/kube-score)"
+ldflags="-s -w -X main.version=${version#v} -X main.commit=module -X main.date=unknown"
+
+echo "kube-score: building ${version} into ${out}"
+staging="$(mktemp -d "${out}/.build.XXXXXX")"
+trap 'rm -rf "${staging}"' EXIT
+go build -trimpath -ldflags "${ldflags}" -o "${staging}/kube-score" \
+  github.com/zegl/kube-score/cmd/kube-score
+mv -f "${staging}/kube-score" "${out}/kube-score" # atomic: a running benchmark keeps its inode
+echo "${stamp}" >"${stamp_file}"
+
+elapsed=$(($(date +%s) - started))
+printf 'kube-score: built in %dm%02ds\n' $((elapsed / 60)) $((elapsed % 60))
+"${out}/kube-score" version
