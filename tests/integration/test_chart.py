@@ -344,7 +344,8 @@ def installed(
     The webhook configuration and the policy cover only a namespace labelled for this test, so
     the release cannot judge any other test's objects.
     """
-    test_id = uuid.uuid4().hex[:8]
+    # Never all digits: helm --set would read the label value as a number (schema: string).
+    test_id = f"t{uuid.uuid4().hex[:7]}"
     release = f"chart-{test_id}"
     # Both namespaces carry the label: only the webhook's exclusion keeps the release's out.
     namespace = create_namespace(kubectl, f"{release}-system", {TEST_LABEL: test_id})
