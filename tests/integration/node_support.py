@@ -778,6 +778,32 @@ def node_work_dir() -> Iterator[Path]:
 # -- what the kubelet applied -------------------------------------------------------------------
 
 
+def restricted_pod_spec(command: Sequence[str]) -> dict[str, Any]:
+    """A pod spec that the restricted profile admits: one busybox container running
+    ``command`` as uid 65532, no token mounted, quick to stop."""
+    return {
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": 1,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": NONROOT_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "app",
+                "image": BUSYBOX_IMAGE,
+                "imagePullPolicy": "Never",
+                "command": list(command),
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            }
+        ],
+    }
+
+
 def container_pid(node: LocalNode, pod: dict[str, Any]) -> int:
     """The host pid of a running pod's first container (from containerd, not from the API)."""
     container_id = str(pod["status"]["containerStatuses"][0]["containerID"]).split("://", 1)[1]

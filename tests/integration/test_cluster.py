@@ -31,7 +31,11 @@ from tests.integration.cluster import (
     ready_pods,
 )
 from tests.integration.node_images import BUSYBOX_IMAGE, renamed_archive
-from tests.integration.node_support import NONROOT_UID, assert_runs_restricted, container_pid
+from tests.integration.node_support import (
+    assert_runs_restricted,
+    container_pid,
+    restricted_pod_spec,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -323,27 +327,7 @@ def _pod_body(name: str, *, compliant: bool) -> dict[str, Any]:
 
 
 def _compliant_pod_spec() -> dict[str, Any]:
-    return {
-        "automountServiceAccountToken": False,
-        "terminationGracePeriodSeconds": 1,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": NONROOT_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [
-            {
-                "name": "app",
-                "image": BUSYBOX_IMAGE,
-                "imagePullPolicy": "Never",
-                "command": ["/bin/sleep", "3600"],
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "capabilities": {"drop": ["ALL"]},
-                },
-            }
-        ],
-    }
+    return restricted_pod_spec(["/bin/sleep", "3600"])
 
 
 def _compliant_deployment(name: str, replicas: int) -> dict[str, Any]:

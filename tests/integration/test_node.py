@@ -14,7 +14,6 @@ import yaml
 
 from tests.helpers import wait_for
 from tests.integration.faults import private_control_plane
-from tests.integration.node_images import BUSYBOX_IMAGE
 from tests.integration.node_support import (
     NODE_BIN,
     NONROOT_UID,
@@ -27,6 +26,7 @@ from tests.integration.node_support import (
     make_kubelet_tls,
     node_work_dir,
     read_sysctl,
+    restricted_pod_spec,
 )
 
 pytestmark = pytest.mark.integration
@@ -103,32 +103,13 @@ def _node_ready(kubectl: Any, name: str) -> None:
 
 
 def _pod(node_name: str) -> dict[str, Any]:
+    spec = restricted_pod_spec(["/bin/sh", "-c", f"echo {LOG_LINE}; id -u; exec sleep 3600"])
+    spec["nodeName"] = node_name  # no scheduler here: the kubelet takes it as bound
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "proof", "namespace": "default"},
-        "spec": {
-            "nodeName": node_name,  # no scheduler here: the kubelet takes it as bound
-            "automountServiceAccountToken": False,
-            "terminationGracePeriodSeconds": 1,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": NONROOT_UID,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [
-                {
-                    "name": "app",
-                    "image": BUSYBOX_IMAGE,
-                    "imagePullPolicy": "Never",
-                    "command": ["/bin/sh", "-c", f"echo {LOG_LINE}; id -u; exec sleep 3600"],
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
-        },
+        "spec": spec,
     }
 
 

@@ -300,7 +300,14 @@ def test_sigterm_keeps_an_idle_keep_alive_connection_for_its_next_request(
     next request on one must be answered (with ``Connection: close``), not met with a close.
     Closing idle connections at SIGTERM failed an admission with EOF on a real node."""
     policy_file = write_policy(tmp_path / "policy.yaml", POLICY)
-    server = start_webhook(pki=pki, policy_file=policy_file, log_file=tmp_path / "webhook.log")
+    # One worker: the one that answers below has surely booted. (A worker still booting when
+    # SIGTERM arrives misses it, keeping the listener open until the graceful timeout.)
+    server = start_webhook(
+        pki=pki,
+        policy_file=policy_file,
+        log_file=tmp_path / "webhook.log",
+        extra=("--workers", "1"),
+    )
     body = json.dumps(make_review(workload("Pod"))).encode()
     request = (
         f"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"

@@ -1,7 +1,7 @@
-# Shared by the build scripts of tools/controlplane, tools/node and tools/coredns (sourced, not
-# run): the build lock, the input stamp and the version stamps Kubernetes' own build sets, so
-# that every binary built from the k8s.io/kubernetes pin in tools/controlplane/go.mod reports
-# that pin.
+# Shared by the Go build scripts under tools/ (controlplane, node, coredns, kube-score,
+# psa-bench; sourced, not run): the build lock, the input stamp and the version stamps
+# Kubernetes' own build sets, so that every binary built from the k8s.io/kubernetes pin in
+# tools/controlplane/go.mod reports that pin.
 
 # take_build_lock DIR: one build at a time; a second caller waits, then finds the stamp current.
 take_build_lock() {

@@ -17,21 +17,13 @@ out="${MAMORI_KUBE_SCORE_BIN:-${repo}/.cache/kube-score/bin}"
 command -v go >/dev/null || { echo "build.sh: 'go' is not on PATH (Go >= 1.26 needed)" >&2; exit 2; }
 mkdir -p "${out}"
 
-# One build at a time: a second caller waits, then finds the stamp current and returns.
-exec 9>"${out}/.build.lock"
-if command -v flock >/dev/null; then
-  flock 9
-fi
+# shellcheck source=tools/controlplane/common.sh
+source "${repo}/tools/controlplane/common.sh"
+take_build_lock "${out}"
 
 cd "${here}"
-stamp_file="${out}/.stamp"
-stamp="$(
-  {
-    cat go.mod go.sum build.sh tools.go
-    go env GOVERSION GOOS GOARCH
-  } | sha256sum | cut -d' ' -f1
-)"
-if [[ -x "${out}/kube-score" && -f "${stamp_file}" && "$(cat "${stamp_file}")" == "${stamp}" ]]; then
+stamp="$(input_stamp go.mod go.sum build.sh tools.go "${repo}/tools/controlplane/common.sh")"
+if is_current "${stamp}" "${out}" kube-score; then
   echo "kube-score: up to date in ${out} (${stamp:0:12})"
   exit 0
 fi
@@ -48,9 +40,7 @@ staging="$(mktemp -d "${out}/.build.XXXXXX")"
 trap 'rm -rf "${staging}"' EXIT
 go build -trimpath -ldflags "${ldflags}" -o "${staging}/kube-score" \
   github.com/zegl/kube-score/cmd/kube-score
-mv -f "${staging}/kube-score" "${out}/kube-score" # atomic: a running benchmark keeps its inode
-echo "${stamp}" >"${stamp_file}"
-
-elapsed=$(($(date +%s) - started))
-printf 'kube-score: built in %dm%02ds\n' $((elapsed / 60)) $((elapsed % 60))
+install_built "${staging}" "${out}" kube-score
+echo "${stamp}" >"${out}/.stamp"
+print_elapsed kube-score "${started}"
 "${out}/kube-score" version

@@ -17,21 +17,13 @@ out="${MAMORI_PSA_BENCH_BIN:-${repo}/.cache/psa-bench}"
 command -v go >/dev/null || { echo "build.sh: 'go' is not on PATH (Go >= 1.26 needed)" >&2; exit 2; }
 mkdir -p "${out}"
 
-# One build at a time: a second caller waits, then finds the stamp current and returns.
-exec 9>"${out}/.build.lock"
-if command -v flock >/dev/null; then
-  flock 9
-fi
+# shellcheck source=tools/controlplane/common.sh
+source "${repo}/tools/controlplane/common.sh"
+take_build_lock "${out}"
 
 cd "${here}"
-stamp_file="${out}/.stamp"
-stamp="$(
-  {
-    cat go.mod go.sum build.sh main.go
-    go env GOVERSION GOOS GOARCH
-  } | sha256sum | cut -d' ' -f1
-)"
-if [[ -x "${out}/psa-bench" && -f "${stamp_file}" && "$(cat "${stamp_file}")" == "${stamp}" ]]; then
+stamp="$(input_stamp go.mod go.sum build.sh main.go "${repo}/tools/controlplane/common.sh")"
+if is_current "${stamp}" "${out}" psa-bench; then
   echo "psa-bench: up to date in ${out} (${stamp:0:12})" >&2
   exit 0
 fi
@@ -44,8 +36,6 @@ echo "psa-bench: building $(go list -m -f '{{.Path}} {{.Version}}' k8s.io/pod-se
 staging="$(mktemp -d "${out}/.build.XXXXXX")"
 trap 'rm -rf "${staging}"' EXIT
 go build -trimpath -o "${staging}/psa-bench" .
-mv -f "${staging}/psa-bench" "${out}/psa-bench"
-echo "${stamp}" >"${stamp_file}"
-
-elapsed=$(($(date +%s) - started))
-printf 'psa-bench: built in %dm%02ds\n' $((elapsed / 60)) $((elapsed % 60)) >&2
+install_built "${staging}" "${out}" psa-bench
+echo "${stamp}" >"${out}/.stamp"
+print_elapsed psa-bench "${started}" >&2
