@@ -52,7 +52,7 @@ from typing import IO, Any, NoReturn
 
 import yaml
 
-from mamori.localca import LocalCA, generate_signing_key
+from mamori.localca import KeyPair, LocalCA, generate_signing_key
 from mamori.netns import LoopbackRelay, NetworkNamespace
 from mamori.settings import SettingsError, load_settings, setting
 from mamori.settings import add_arguments as add_settings_arguments
@@ -293,10 +293,7 @@ class LocalControlPlane:
     def write_kubeconfig(self, path: Path) -> None:
         """Copy the kubeconfig to ``path`` (mode 0600: it holds the admin's private key)."""
         self._require_started()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.chmod(0o600)
-        path.write_text(self._kubeconfig_yaml)
+        _write_private(path, self._kubeconfig_yaml)
 
     def write_client_kubeconfig(self, path: Path, *, user: str, groups: Sequence[str]) -> Path:
         """A kubeconfig for ``user`` in ``groups`` (a client certificate of the cluster's CA):
@@ -305,16 +302,7 @@ class LocalControlPlane:
         if self._ca is None:
             raise ControlPlaneError("the control plane's CA is not made yet")
         pair = self._ca.issue_client(user, groups=tuple(groups))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(
-            _kubeconfig_yaml(
-                server=f"https://{LOOPBACK}:{self._port}",
-                ca_pem=self._ca.certificate_pem,
-                client_certificate_pem=pair.certificate_pem,
-                client_key_pem=pair.key_pem,
-            )
-        )
+        _write_private(path, self._client_kubeconfig(self._ca, pair))
         return path
 
     def check_running(self) -> None:
@@ -547,15 +535,17 @@ class LocalControlPlane:
         admin = ca.issue_client("mamori-admin", groups=("system:masters",))
         admin_cert, admin_key = files.root / "admin.crt", files.root / "admin.key"
         admin.write(certificate=admin_cert, key=admin_key)
-        self._kubeconfig_yaml = _kubeconfig_yaml(
+        self._kubeconfig_yaml = self._client_kubeconfig(ca, admin)
+        _write_private(files.kubeconfig, self._kubeconfig_yaml)
+        return str(admin_cert), str(admin_key)
+
+    def _client_kubeconfig(self, ca: LocalCA, pair: KeyPair) -> str:
+        return _kubeconfig_yaml(
             server=f"https://{LOOPBACK}:{self._port}",
             ca_pem=ca.certificate_pem,
-            client_certificate_pem=admin.certificate_pem,
-            client_key_pem=admin.key_pem,
+            client_certificate_pem=pair.certificate_pem,
+            client_key_pem=pair.key_pem,
         )
-        files.kubeconfig.touch(mode=0o600)
-        files.kubeconfig.write_text(self._kubeconfig_yaml)
-        return str(admin_cert), str(admin_key)
 
     def _etcd_argv(self, files: ControlPlaneFiles, *, client: int, peer: int) -> list[str]:
         client_url, peer_url = f"http://{LOOPBACK}:{client}", f"http://{LOOPBACK}:{peer}"
@@ -733,6 +723,14 @@ def _kubeconfig_yaml(
         "current-context": CONTEXT_NAME,
     }
     return yaml.safe_dump(document, sort_keys=False)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by its owner only (a kubeconfig holds a private key)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text)
 
 
 def _probe(url: str, *, context: ssl.SSLContext | None) -> str | None:

@@ -69,13 +69,13 @@ def evaluate_pod(
                 continue
             for finding in findings:
                 violation = Violation(
-                    rule_id,
-                    name,
-                    enforcement,
-                    finding.field,
-                    finding.message,
-                    finding.container,
-                    finding.advisory,
+                    rule=rule_id,
+                    policy=name,
+                    enforcement=enforcement,
+                    field=finding.field,
+                    message=finding.message,
+                    container=finding.container,
+                    advisory=finding.advisory,
                 )
                 (advice if finding.advisory else violations).append(violation)
     return Decision(_in_order(violations), _in_order(advice), tuple(applied))

@@ -119,19 +119,11 @@ class ImageReference(NamedTuple):
     @property
     def hostname(self) -> str:
         """The registry host without port, lower-cased; IPv6 in brackets, compressed."""
-        return self.host_and_port()[0]
+        return registry_hostname(self.domain)
 
     @property
     def port(self) -> str | None:
-        return self.host_and_port()[1]
-
-    def host_and_port(self) -> tuple[str, str | None]:
-        """:attr:`hostname` and :attr:`port` in one step, for matching registries."""
-        domain = self.domain
-        if domain.startswith("["):
-            return registry_hostname(domain), split_port(domain)[1]
-        host, colon, port = domain.partition(":")  # split_port, for the common case
-        return host.lower(), (port if colon else None)
+        return split_port(self.domain)[1]
 
     @property
     def name(self) -> str:
@@ -466,8 +458,8 @@ class TrustedRegistries:
                 other.append(pattern)
         set_field = object.__setattr__
         set_field(self, "listing", ", ".join(str(pattern) for pattern in self.patterns))
-        set_field(self, "_by_registry", _frozen(by_registry))
-        set_field(self, "_by_suffix", _frozen(by_suffix))
+        set_field(self, "_by_registry", _prefixes_by_key(by_registry))
+        set_field(self, "_by_suffix", _prefixes_by_key(by_suffix))
         set_field(self, "_other", tuple(other))
 
     def trusts(self, reference: ImageReference) -> bool:
@@ -487,7 +479,7 @@ class TrustedRegistries:
         return bool(self._other) and any(pattern.matches(reference) for pattern in self._other)
 
 
-def _frozen(lists: dict[str, list[str]]) -> Mapping[str, tuple[str, ...]]:
+def _prefixes_by_key(lists: dict[str, list[str]]) -> Mapping[str, tuple[str, ...]]:
     """Path prefixes by key; ``()`` when one entry for the key has none (any path matches)."""
     return {key: () if "" in values else tuple(values) for key, values in lists.items()}
 

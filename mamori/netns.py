@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import socket
 import subprocess
@@ -79,7 +80,7 @@ class NetworkNamespace:
     @contextlib.contextmanager
     def entered(self) -> Iterator[None]:
         """Run the calling *thread* inside the namespace (sockets made now stay in it)."""
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc = _libc()
         home = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
         target = os.open(self.path, os.O_RDONLY)
         try:
@@ -183,6 +184,12 @@ class LoopbackRelay:
         _pump(client, upstream)
         with self._lock:
             self._sockets.difference_update((client, upstream))
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, loaded once: the relay enters the namespace for every connection."""
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _pump(source: socket.socket, sink: socket.socket) -> None:

@@ -12,12 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from mamori.images import (
-    ImageReference,
-    InvalidReference,
-    parse_common_reference,
-    parse_full_reference,
-)
+from mamori.images import ImageReference, InvalidReference, parse_reference
 
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 SC_SUFFIX = ".securityContext"
@@ -278,14 +273,10 @@ def _display_name(name: object, *, list_name: str, index: int) -> str:
 
 
 def _parse_image(image: object) -> ImageReference | InvalidReference | None:
-    if type(image) is str:
-        common = parse_common_reference(image)  # the common shapes, without the full parser
-        if common is not None:
-            return common
     if not isinstance(image, str) or not image:
         return None
     try:
-        return parse_full_reference(image)
+        return parse_reference(image)  # one regex match for the common shapes
     except InvalidReference as error:
         return error
 

@@ -36,7 +36,8 @@ import kubernetes  # noqa: E402
 
 from tests.chart.helm import Helm  # noqa: E402
 from tests.integration.cluster import LocalCluster, install_mamori  # noqa: E402
-from tests.integration.node_images import BUSYBOX_IMAGE, renamed_archive  # noqa: E402
+from tests.integration.node_images import renamed_archive  # noqa: E402
+from tests.integration.node_support import restricted_pod_spec  # noqa: E402
 
 IMAGE_ARCHIVE = REPOSITORY / ".cache" / "image" / "mamori.oci.tar"
 IMAGE = "localhost/mamori:dev"
@@ -59,24 +60,7 @@ def compliant_pod(name: str) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name},
-        "spec": {
-            "automountServiceAccountToken": False,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 65532,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [
-                {
-                    "name": "app",
-                    "image": BUSYBOX_IMAGE,
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
-        },
+        "spec": restricted_pod_spec(["/bin/sleep", "3600"]),
     }
 
 

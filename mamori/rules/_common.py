@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from mamori.findings import Finding, render_value
-from mamori.images import ImageReference
 from mamori.podspec import ContainerRef, PodContext
 from mamori.podspec import Scope as Scope  # re-exported: the rules import it from here
 
@@ -79,15 +78,6 @@ def item_name(item: Mapping[str, Any], *, index: int, kind: str) -> str:
     """The ``name`` of a volume or similar list item, or its position when it has none."""
     name = item.get("name")
     return name if isinstance(name, str) and name else f"{kind}[{index}]"
-
-
-def parsed_images(pod: PodContext) -> tuple[tuple[ContainerRef, str, ImageReference], ...]:
-    """Every container whose image parses, with the image as written and as parsed.
-
-    Missing and unparsable images are left to ``image-reference``, which denies them: the
-    registry and digest rules judge only what they can read, so each problem is reported once.
-    """
-    return pod.parsed_images()
 
 
 def disallowed_profile(

@@ -34,9 +34,6 @@ def check_image_digest(pod: PodContext, settings: RuleSettings) -> list[Finding]
     if not settings.require_image_digest:
         return findings
     for container, image, reference in pod.parsed_images():
-        digest = reference.digest
-        if digest is not None and digest.startswith("sha256:"):
-            continue  # pinned by sha256, read without splitting the digest
         algorithm = reference.digest_algorithm
         if algorithm == REQUIRED_ALGORITHM:
             continue

@@ -16,15 +16,15 @@ crashed left behind: processes, mounts, cgroups, the namespace, host sysctls.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +48,15 @@ from tests.integration.node_support import (
     LocalNode,
     NodeError,
     NodeIdentity,
-    _cgroup_controllers,
+    StartedOnEnter,
     _processes_mentioning,
+    kill_cgroup_processes,
+    kill_until_gone,
     make_kubelet_tls,
     read_sysctl,
+    remove_cgroups,
     unmount_below,
+    write_sysctl,
 )
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -81,7 +85,7 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: "{COREDNS_US
 """
 WORK_DIR_PREFIX = "mamori-cluster-"
 SERVICE_RANGE = "10.0.0.0/24"
-KUBERNETES_SERVICE_IP = "10.0.0.1"  # the first address of SERVICE_RANGE
+KUBERNETES_SERVICE_IP = str(ipaddress.ip_network(SERVICE_RANGE)[1])  # the API server takes it
 API_SERVER_NAMES = (
     KUBERNETES_SERVICE_IP,
     "kubernetes",
@@ -98,7 +102,7 @@ class ClusterError(RuntimeError):
     """The cluster did not come up; the message carries the logs that say why."""
 
 
-class LocalCluster:
+class LocalCluster(StartedOnEnter):
     """Control plane + one node in a namespace of their own; a context manager."""
 
     def __init__(self, *, images: Sequence[Path] = (), work_root: Path | None = None) -> None:
@@ -159,25 +163,13 @@ class LocalCluster:
         parts = [self.node.log_tails(lines)] if self._node is not None else []
         if self._plane is not None:
             with contextlib.suppress(ControlPlaneError):
-                for name in ("kube-apiserver",):
-                    path = self.plane.work_dir / f"{name}.log"
-                    if path.exists():
-                        text = path.read_text(errors="replace").splitlines()[-lines:]
-                        parts.append(f"--- {name} ({path})\n" + "\n".join(text))
+                path = self.plane.work_dir / "kube-apiserver.log"
+                if path.exists():
+                    text = path.read_text(errors="replace").splitlines()[-lines:]
+                    parts.append(f"--- kube-apiserver ({path})\n" + "\n".join(text))
         return "\n".join(parts)
 
     # -- lifecycle ------------------------------------------------------------------------------
-
-    def __enter__(self) -> LocalCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Bring everything up and return once the node is Ready and kube-proxy has programmed
@@ -252,7 +244,7 @@ class LocalCluster:
         if self.work_dir != Path():
             try:
                 _take_down(self.work_dir)
-            except ClusterError as error:
+            except (ClusterError, NodeError) as error:
                 problems.append(str(error))
             self.work_dir = Path()
         if problems:
@@ -395,19 +387,17 @@ cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {{
 # -- what a crashed run leaves behind ---------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True)
 class _Record:
     """cluster.json: what reap_abandoned_clusters needs to undo a run it never saw."""
 
-    def __init__(
-        self, *, namespace: str, cgroup_root: str, node_name: str, sysctls: dict[str, str]
-    ) -> None:
-        self.namespace = namespace
-        self.cgroup_root = cgroup_root
-        self.node_name = node_name
-        self.sysctls = sysctls
+    namespace: str
+    cgroup_root: str
+    node_name: str
+    sysctls: dict[str, str]
 
     def write(self, work_dir: Path) -> None:
-        (work_dir / "cluster.json").write_text(json.dumps(vars(self), indent=2))
+        (work_dir / "cluster.json").write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
     def read(cls, work_dir: Path) -> _Record | None:
@@ -438,64 +428,24 @@ def _take_down(work_dir: Path, *, restore_sysctls: bool = False) -> None:
     stop already did it), then the directory."""
     record = _Record.read(work_dir)
     namespace = NetworkNamespace(record.namespace) if record else None
-    for _ in range(50):
-        victims = set(_processes_mentioning(str(work_dir)))
-        if namespace is not None:
-            victims.update(namespace.pids())
-        victims.discard(os.getpid())
-        if not victims:
-            break
-        for pid in victims:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.1)
-    else:
-        raise ClusterError(f"processes of {work_dir} survive SIGKILL")
+    kill_until_gone(
+        lambda: [*_processes_mentioning(str(work_dir)), *(namespace.pids() if namespace else ())],
+        what=f"processes of {work_dir}",
+    )
     unmount_below(work_dir)
     if record is not None:
-        _remove_cgroups(record.cgroup_root)
+        # Containers live in pod namespaces, not the cluster's: their cgroups find them.
+        kill_cgroup_processes(record.cgroup_root)
+        remove_cgroups(record.cgroup_root)
         if CNI_CACHE.is_dir():
             for entry in CNI_CACHE.glob(f"{record.node_name}-*"):
                 entry.unlink(missing_ok=True)
         if restore_sysctls:
             for name, value in record.sysctls.items():
-                path = Path("/proc/sys") / name
-                if path.read_text().strip() != value:
-                    path.write_text(value)
+                write_sysctl(name, value)
     if namespace is not None:
         namespace.delete()
     shutil.rmtree(work_dir, ignore_errors=True)
-
-
-def _remove_cgroups(cgroup_root: str) -> None:
-    """Kill what still runs in the node's cgroups (containers live in pod namespaces, not the
-    cluster's), then remove them, deepest first."""
-    deadline = time.monotonic() + 30
-    while True:
-        directories = sorted(
-            (
-                path
-                for controller in _cgroup_controllers(include_unified=True)
-                if (top := controller / cgroup_root.lstrip("/")).is_dir()
-                for path in (*top.rglob("*"), top)
-                if path.is_dir()
-            ),
-            key=lambda p: len(p.parts),
-            reverse=True,
-        )
-        if not directories:
-            return
-        for directory in directories:
-            with contextlib.suppress(OSError):
-                for pid in (directory / "cgroup.procs").read_text().split():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), signal.SIGKILL)
-        for directory in directories:
-            with contextlib.suppress(OSError):
-                directory.rmdir()
-        if time.monotonic() > deadline:
-            raise ClusterError(f"cgroups left: {[str(d) for d in directories[:5]]}")
-        time.sleep(0.05)
 
 
 # -- mamori on it ---------------------------------------------------------------------------

@@ -45,10 +45,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 import yaml
 
@@ -86,6 +86,28 @@ class NodeError(RuntimeError):
 
 
 # -- the node ---------------------------------------------------------------------------------
+
+
+class StartedOnEnter:
+    """A context manager over ``start()``/``stop()``: stop() also runs when start() fails
+    halfway, so a half-started node or cluster never outlives its test."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,7 +194,7 @@ class _Started:
     host_dirs: dict[Path, bool] = field(default_factory=dict)  # path -> existed before
 
 
-class LocalNode:
+class LocalNode(StartedOnEnter):
     """containerd + kubelet registered with ``kubeconfig``'s API server; a context manager."""
 
     def __init__(
@@ -225,17 +247,6 @@ class LocalNode:
         return result.stdout
 
     # -- lifecycle ------------------------------------------------------------------------------
-
-    def __enter__(self) -> LocalNode:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Start containerd, import the images, start the kubelet (readiness is the caller's)."""
@@ -290,7 +301,7 @@ class LocalNode:
             attempt(f"stop {name}", functools.partial(_stop, by_name[name][0]))
         if "kubelet" in by_name:
             attempt("stop kubelet", lambda: _stop(by_name["kubelet"][0]))
-        attempt("kill containers", self._kill_cgroup_processes)
+        attempt("kill containers", lambda: kill_cgroup_processes(self.identity.cgroup_root))
         attempt("kill shims", self._kill_shims)
         attempt("CNI cache", self._remove_cni_cache)
         if "containerd" in by_name:
@@ -300,11 +311,11 @@ class LocalNode:
         attempt("unmount", lambda: unmount_below(self.work_dir))
         attempt("delete bridge", self._delete_bridge)
         if started.cgroups_made:
-            attempt("remove cgroups", self._remove_cgroups)
+            attempt("remove cgroups", lambda: remove_cgroups(self.identity.cgroup_root))
         if started.iptables_chains or started.sysctls:
             attempt("iptables", lambda: _delete_new_chains(started.iptables_chains))
         for name, value in started.sysctls.items():
-            attempt(f"restore {name}", functools.partial(_write_sysctl, name, value))
+            attempt(f"restore {name}", functools.partial(write_sysctl, name, value))
         if started.sysctls:
             attempt("shim sockets", lambda: _remove_dead_sockets(started.shim_sockets))
         if started.host_dirs:
@@ -499,49 +510,12 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.bt
                 for name in ("cpuset.cpus", "cpuset.mems"):
                     (path / name).write_text((controller / name).read_text())
 
-    def _cgroup_dirs(self) -> list[Path]:
-        """Our cgroups in every hierarchy (runc also mirrors them in cgroup2's), deepest first."""
-        found: list[Path] = []
-        for controller in _cgroup_controllers(include_unified=True):
-            top = controller / self.identity.cgroup_root.lstrip("/")
-            if top.is_dir():
-                found.extend(p for p in top.rglob("*") if p.is_dir())
-                found.append(top)
-        return sorted(found, key=lambda p: len(p.parts), reverse=True)
-
-    def _kill_cgroup_processes(self) -> None:
-        for directory in self._cgroup_dirs():
-            with contextlib.suppress(OSError):
-                for pid in (directory / "cgroup.procs").read_text().split():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), signal.SIGKILL)
-
-    def _remove_cgroups(self) -> None:
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for directory in self._cgroup_dirs():
-            while True:
-                try:
-                    directory.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    self._kill_cgroup_processes()
-                    time.sleep(0.1)
-
     def _kill_shims(self) -> None:
         """SIGKILL the runc shims serving this containerd (they outlive it on purpose), and
         wait until they are gone, so that nothing of ours still runs when stop() returns."""
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while shims := _processes_mentioning(str(self.containerd_socket)):
-            if time.monotonic() > deadline:
-                raise NodeError(f"shims still running after SIGKILL: {shims}")
-            for pid in shims:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.05)
+        kill_until_gone(
+            lambda: _processes_mentioning(str(self.containerd_socket)), what="runc shims"
+        )
 
     def _remove_cni_cache(self) -> None:
         """libcni's cached results for this node's network and its sandboxes' loopbacks."""
@@ -643,11 +617,62 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cgroup_dirs(cgroup_root: str) -> list[Path]:
+    """A node's cgroups under ``cgroup_root`` in every hierarchy (runc also mirrors them in
+    cgroup2's), deepest first."""
+    found: list[Path] = []
+    for controller in _cgroup_controllers(include_unified=True):
+        top = controller / cgroup_root.lstrip("/")
+        if top.is_dir():
+            found.extend(p for p in top.rglob("*") if p.is_dir())
+            found.append(top)
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def kill_cgroup_processes(cgroup_root: str) -> None:
+    """SIGKILL every process in a node's cgroups (containers live in pod namespaces: only their
+    cgroups find them all)."""
+    for directory in cgroup_dirs(cgroup_root):
+        with contextlib.suppress(OSError):
+            for pid in (directory / "cgroup.procs").read_text().split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+
+
+def remove_cgroups(cgroup_root: str) -> None:
+    """Remove a node's cgroups, deepest first, killing what still runs in them meanwhile."""
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for directory in cgroup_dirs(cgroup_root):
+        while True:
+            try:
+                directory.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                kill_cgroup_processes(cgroup_root)
+                time.sleep(0.1)
+
+
+def kill_until_gone(find: Callable[[], Iterable[int]], *, what: str) -> None:
+    """SIGKILL what ``find`` lists until it lists nothing (this process never counts)."""
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while victims := set(find()) - {os.getpid()}:
+        if time.monotonic() > deadline:
+            raise NodeError(f"{what} still running after SIGKILL: {sorted(victims)}")
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
 def read_sysctl(name: str) -> str:
     return (Path("/proc/sys") / name).read_text().strip()
 
 
-def _write_sysctl(name: str, value: str) -> None:
+def write_sysctl(name: str, value: str) -> None:
     path = Path("/proc/sys") / name
     if path.read_text().strip() != value:
         path.write_text(value)
@@ -741,10 +766,7 @@ def leftovers(*, identity: NodeIdentity, work_dir: Path) -> list[str]:
     found = []
     if Path(f"/sys/class/net/{identity.bridge}").exists():
         found.append(f"bridge {identity.bridge}")
-    for controller in _cgroup_controllers(include_unified=True):
-        cgroup = controller / identity.cgroup_root.lstrip("/")
-        if cgroup.exists():
-            found.append(f"cgroup {cgroup}")
+    found += [f"cgroup {cgroup}" for cgroup in cgroup_dirs(identity.cgroup_root)]
     prefix = str(work_dir.resolve())
     found += [f"mount {t}" for t in _mount_targets() if t.startswith(prefix)]
     for pid in _processes_mentioning(prefix):

@@ -17,9 +17,9 @@ import pytest
 from mamori.netns import NetworkNamespace
 from tests.integration.cluster import reap_abandoned_clusters
 from tests.integration.node_support import (
-    _cgroup_controllers,
     _mount_targets,
     _processes_mentioning,
+    cgroup_dirs,
 )
 
 pytestmark = pytest.mark.integration
@@ -69,13 +69,13 @@ def test_a_crashed_cluster_is_taken_down_by_the_next_start() -> None:
         work_dir, namespace = Path(state["work_dir"]), NetworkNamespace(state["namespace"])
         # The crash left the node running: its namespace, its cgroups, its processes.
         assert namespace.exists
-        assert _cgroups(state["cgroup_root"])
+        assert cgroup_dirs(state["cgroup_root"])
         assert namespace.pids()
 
         assert reap_abandoned_clusters(parent) == [work_dir]
 
         assert not namespace.exists
-        assert _cgroups(state["cgroup_root"]) == []
+        assert cgroup_dirs(state["cgroup_root"]) == []
         assert [t for t in _mount_targets() if t.startswith(str(work_dir))] == []
         assert _processes_mentioning(str(work_dir)) == []
         assert not work_dir.exists()
@@ -85,11 +85,3 @@ def test_a_crashed_cluster_is_taken_down_by_the_next_start() -> None:
             owner.wait()
         reap_abandoned_clusters(parent)  # a failed assertion must not leave it running
         shutil.rmtree(parent, ignore_errors=True)
-
-
-def _cgroups(cgroup_root: str) -> list[Path]:
-    return [
-        path
-        for controller in _cgroup_controllers(include_unified=True)
-        if (path := controller / cgroup_root.lstrip("/")).exists()
-    ]

@@ -3,6 +3,14 @@
 # Kubernetes' own build sets, so that every binary built from the k8s.io/kubernetes pin in
 # tools/controlplane/go.mod reports that pin.
 
+# begin_build DIR: Go on PATH, DIR made, the build lock taken (what every build script does
+# first).
+begin_build() {
+  command -v go >/dev/null || { echo "build.sh: 'go' is not on PATH (Go >= 1.26 needed)" >&2; exit 2; }
+  mkdir -p "$1"
+  take_build_lock "$1"
+}
+
 # take_build_lock DIR: one build at a time; a second caller waits, then finds the stamp current.
 take_build_lock() {
   exec 9>"$1/.build.lock"

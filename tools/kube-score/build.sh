@@ -14,12 +14,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "${here}/../.." && pwd)"
 out="${MAMORI_KUBE_SCORE_BIN:-${repo}/.cache/kube-score/bin}"
 
-command -v go >/dev/null || { echo "build.sh: 'go' is not on PATH (Go >= 1.26 needed)" >&2; exit 2; }
-mkdir -p "${out}"
-
 # shellcheck source=tools/controlplane/common.sh
 source "${repo}/tools/controlplane/common.sh"
-take_build_lock "${out}"
+begin_build "${out}"
 
 cd "${here}"
 stamp="$(input_stamp go.mod go.sum build.sh tools.go "${repo}/tools/controlplane/common.sh")"

@@ -123,28 +123,29 @@ func podOf(kind string, raw json.RawMessage) (*metav1.ObjectMeta, *corev1.PodSpe
 		err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &o)
 		return &o.ObjectMeta, &o.Spec, err
 	case "Deployment":
-		var o appsv1.Deployment
-		err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &o)
-		return &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, err
+		return templateOf(raw, func(o *appsv1.Deployment) *corev1.PodTemplateSpec { return &o.Spec.Template })
 	case "StatefulSet":
-		var o appsv1.StatefulSet
-		err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &o)
-		return &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, err
+		return templateOf(raw, func(o *appsv1.StatefulSet) *corev1.PodTemplateSpec { return &o.Spec.Template })
 	case "DaemonSet":
-		var o appsv1.DaemonSet
-		err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &o)
-		return &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, err
+		return templateOf(raw, func(o *appsv1.DaemonSet) *corev1.PodTemplateSpec { return &o.Spec.Template })
 	case "Job":
-		var o batchv1.Job
-		err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &o)
-		return &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, err
+		return templateOf(raw, func(o *batchv1.Job) *corev1.PodTemplateSpec { return &o.Spec.Template })
 	case "CronJob":
-		var o batchv1.CronJob
-		err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &o)
-		t := &o.Spec.JobTemplate.Spec.Template
-		return &t.ObjectMeta, &t.Spec, err
+		return templateOf(raw, func(o *batchv1.CronJob) *corev1.PodTemplateSpec {
+			return &o.Spec.JobTemplate.Spec.Template
+		})
 	}
 	return nil, nil, fmt.Errorf("psa-bench: kind %q is not supported", kind)
+}
+
+// templateOf decodes a workload of type T as the API server does and returns its pod template.
+func templateOf[T any](
+	raw json.RawMessage, template func(*T) *corev1.PodTemplateSpec,
+) (*metav1.ObjectMeta, *corev1.PodSpec, error) {
+	var o T
+	err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &o)
+	t := template(&o)
+	return &t.ObjectMeta, &t.Spec, err
 }
 
 // measure runs fn in repeats of about target each and returns ns per call.
