@@ -9,11 +9,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 CACHE := .cache
 PYTEST_ARGS ?=
-# The repo's operator/ folder is mamori.operator, never the standard library's `operator`:
-# keep `python -m …` run from the repo root from putting the working directory on sys.path.
-export PYTHONSAFEPATH := 1
 
-.PHONY: help venv controlplane node coredns helm image lint typecheck hadolint unit integration test \
+.PHONY: help venv controlplane node coredns helm image lint typecheck hadolint unit integration test generate \
         demo bench clean kind-up kind-install cluster cluster-down
 
 help:
@@ -28,6 +25,8 @@ help:
 	@echo "make cluster       a local cluster with a real node and mamori installed by helm from"
 	@echo "                   our image, no Docker (root; Ctrl-C or make cluster-down stops it)"
 	@echo "make bench         benchmarks (figures go to docs/benchmarks.md by hand)"
+	@echo "make generate      rewrite the CRD, values.schema.json, values.yaml's policy and"
+	@echo "                   docs/policy.md from the policy's declaration (mamori/policy/shape.py)"
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,37 +59,40 @@ coredns:
 image:
 	bash tools/image/build.sh
 
+generate: venv
+	$(BIN)/python -m mamori_dev.generate --write
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	bash tools/typecheck.sh
+	$(BIN)/mypy
 
 hadolint: venv
 	$(BIN)/hadolint Dockerfile
 
 unit: venv helm
-	$(BIN)/pytest tests -m "not integration and not image" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -m "not integration and not image" $(PYTEST_ARGS)
 
 integration: venv controlplane node coredns helm
-	$(BIN)/pytest tests -m integration $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -m integration $(PYTEST_ARGS)
 
 # One pytest run for everything, so the control plane starts once per session.
 test: venv controlplane node coredns helm image lint typecheck hadolint
-	$(BIN)/pytest tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 # A Docker-free counterpart of `make kind-up kind-install`: control plane, controllers and one
 # real node (containerd, kubelet, kube-proxy) in a network namespace of their own, with mamori
 # installed by helm from the image `make image` built. Stays in the foreground.
 cluster: venv controlplane node coredns helm image
-	$(BIN)/python tools/cluster/cluster.py up
+	$(BIN)/python -m tools.cluster.cluster up
 
 cluster-down: venv
-	$(BIN)/python tools/cluster/cluster.py down
+	$(BIN)/python -m tools.cluster.cluster down
 
 demo: venv controlplane
-	$(BIN)/python -m mamori.demo $(DEMO_ARGS)
+	$(BIN)/python -m mamori_dev.demo $(DEMO_ARGS)
 
 bench: venv controlplane
 	bash bench/admission/run.sh

@@ -19,11 +19,11 @@ from mamori.policy import PolicyError, default_policy, load_policy_file
 
 # Subcommands implemented in their own packages: name → (module, help).
 DELEGATED = {
-    "webhook": ("mamori.webhook.command", "serve the admission webhook over TLS"),
-    "operator": ("mamori.operator.command", "run the operator (NetworkPolicies, scans, status)"),
+    "webhook": ("mamori_webhook.command", "serve the admission webhook over TLS"),
+    "operator": ("mamori_operator.command", "run the operator (NetworkPolicies, scans, status)"),
     "controlplane": (
-        "mamori.controlplane",
-        "run a local etcd + kube-apiserver for trying mamori (development)",
+        "mamori_dev.controlplane",
+        "run a local etcd + kube-apiserver for trying mamori (from a checkout of the repository)",
     ),
 }
 
@@ -83,7 +83,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mamori: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     if getattr(args, "delegate", None):
-        module = importlib.import_module(args.delegate)
+        try:
+            module = importlib.import_module(args.delegate)
+        except ModuleNotFoundError as error:
+            if error.name is None or not args.delegate.startswith(error.name):
+                raise
+            print(
+                f"mamori: error: `mamori {command}` is not part of this installation "
+                f"({args.delegate} is missing; it ships with the repository, not the image)",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
         return int(module.run(args))
     return command_check(args)
 

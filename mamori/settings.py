@@ -41,6 +41,12 @@ def env_name(field: dataclasses.Field[Any]) -> str:
     return ENV_PREFIX + field.name.upper()
 
 
+def named(name: str, *, with_env: bool = True) -> str:
+    """``--flag-name (MAMORI_FLAG_NAME)`` for the field ``flag_name``: how an error names it."""
+    flag = "--" + name.replace("_", "-")
+    return f"{flag} ({ENV_PREFIX}{name.upper()})" if with_env else flag
+
+
 def add_arguments(parser: argparse.ArgumentParser, cls: type[Any]) -> None:
     """Add one flag per settings field; defaults stay None so the environment can fill in."""
     hints = typing.get_type_hints(cls)

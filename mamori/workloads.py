@@ -60,11 +60,6 @@ def api_group(api_version: object) -> str:
     return api_version.split("/", 1)[0]
 
 
-def is_workload(resource: Mapping[str, Any]) -> bool:
-    kind = WORKLOAD_KINDS.get(str(resource.get("kind")))
-    return kind is not None and api_group(resource.get("apiVersion")) in kind.groups
-
-
 def pod_metadata(resource: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
     """The pod's (or pod template's) ``metadata`` and its path; None when no pod is carried.
 

@@ -1,7 +1,7 @@
 """pytest fixtures for tests that talk to a real Kubernetes API server.
 
 One control plane per test session (etcd + kube-apiserver from ``make controlplane``, see
-mamori/controlplane.py), or the cluster named by ``MAMORI_TEST_KUBECONFIG`` when that is set. If
+mamori_dev/controlplane.py), or the cluster named by ``MAMORI_TEST_KUBECONFIG`` when that is set. If
 neither works, every test that needs it fails with the reason: an integration test never skips.
 
 Loaded for the whole tree by tests/conftest.py (``pytest_plugins``), because the webhook's and the
@@ -35,8 +35,8 @@ import kubernetes.client
 import kubernetes.config
 import pytest
 
-from mamori.controlplane import ControlPlaneError, ControlPlaneSettings, LocalControlPlane
 from mamori.settings import SettingsError, load_settings
+from mamori_dev.controlplane import ControlPlaneError, ControlPlaneSettings, LocalControlPlane
 from tests.integration import faults
 
 EXISTING_CLUSTER_ENV = "MAMORI_TEST_KUBECONFIG"

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from bench.admission import payload
-from mamori.localca import LocalCA
+from mamori_dev.localca import LocalCA
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -9,7 +9,7 @@ settings, TLS from the same certificate files) and changes only what serves a co
   (the server before the front, without the per-read socket timeouts it used to set).
 - ``gevent``: gunicorn's gevent workers (a greenlet per connection; gevent must be importable,
   the bench puts it on PYTHONPATH, it is not a dependency of mamori).
-- ``front-asyncio`` / ``front-uvloop``: :class:`mamori.webhook.front.FrontWorker` on asyncio's
+- ``front-asyncio`` / ``front-uvloop``: :class:`mamori_webhook.front.FrontWorker` on asyncio's
   own event loop or on uvloop's.
 
 APP is ``webhook`` (``--policy`` required: the full rule set) or ``noop`` (the floor's constant
@@ -31,12 +31,12 @@ from typing import Any
 from bench.admission.noop_server import NoopServer
 from mamori.settings import add_arguments as add_settings_arguments
 from mamori.settings import load_settings
-from mamori.webhook.command import policy_source_factory
-from mamori.webhook.front import FrontWorker
-from mamori.webhook.metrics import enable_multiprocess
-from mamori.webhook.server import WebhookServer, with_fixed_port
-from mamori.webhook.settings import WebhookSettings
-from mamori.webhook.tls import CertificateReloader
+from mamori_webhook.command import policy_source_factory
+from mamori_webhook.front import FrontWorker
+from mamori_webhook.metrics import enable_multiprocess
+from mamori_webhook.server import WebhookServer, with_fixed_port
+from mamori_webhook.settings import WebhookSettings
+from mamori_webhook.tls import CertificateReloader
 
 
 class AsyncioFrontWorker(FrontWorker):

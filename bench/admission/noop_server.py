@@ -21,9 +21,9 @@ from flask import Flask, Response, request
 
 from mamori.settings import add_arguments as add_settings_arguments
 from mamori.settings import load_settings
-from mamori.webhook.server import WebhookServer, with_fixed_port
-from mamori.webhook.settings import WebhookSettings
-from mamori.webhook.tls import CertificateReloader
+from mamori_webhook.server import WebhookServer, with_fixed_port
+from mamori_webhook.settings import WebhookSettings
+from mamori_webhook.tls import CertificateReloader
 
 
 class NoopServer(WebhookServer):

@@ -7,7 +7,8 @@ For each size (default 1, 1,000 and 10,000 objects) the manifests are generated 
 ``ru_maxrss``, nothing else). Output goes to ``/dev/null``; both tools write their default text
 report, so both pay for formatting findings.
 
-Plain Python (standard library only): ``python3 bench/check/bench.py --kube-score PATH``.
+Plain Python (standard library only), from the repo root:
+``python3 -m bench.check.bench --kube-score PATH``.
 ``run.sh`` builds kube-score from Go modules first and passes its path.
 """
 
@@ -22,10 +23,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+from bench.check.generate import generate
 
-from generate import generate  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Exit statuses that mean "ran and judged" (0 clean, 1 findings); anything else is a failure.
 JUDGED = (0, 1)

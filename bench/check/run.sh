@@ -12,6 +12,6 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "${here}/../.." && pwd)"
 
 bash "${repo}/tools/kube-score/build.sh" >&2
-export PYTHONSAFEPATH=1
-exec "${repo}/.venv/bin/python" "${here}/bench.py" \
+cd "${repo}"
+exec .venv/bin/python -m bench.check.bench \
   --kube-score "${repo}/.cache/kube-score/bin/kube-score" "$@"

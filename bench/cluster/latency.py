@@ -29,16 +29,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import kubernetes
+
+from tests.chart.helm import Helm
+from tests.integration.cluster import LocalCluster, install_mamori
+from tests.integration.node_images import renamed_archive
+from tests.integration.node_support import restricted_pod_spec
+
 REPOSITORY = Path(__file__).resolve().parents[2]
-sys.path.append(str(REPOSITORY))  # after the standard library: our operator/ never shadows it
-
-import kubernetes  # noqa: E402
-
-from tests.chart.helm import Helm  # noqa: E402
-from tests.integration.cluster import LocalCluster, install_mamori  # noqa: E402
-from tests.integration.node_images import renamed_archive  # noqa: E402
-from tests.integration.node_support import restricted_pod_spec  # noqa: E402
-
 IMAGE_ARCHIVE = REPOSITORY / ".cache" / "image" / "mamori.oci.tar"
 IMAGE = "localhost/mamori:dev"
 HELM = REPOSITORY / ".cache" / "helm" / "bin" / "helm"

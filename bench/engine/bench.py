@@ -4,7 +4,7 @@ For each workload in :mod:`bench.engine.cases` and each policy (baseline, restri
 admission benchmark's production policy: restricted + trusted registries + digests) it times
 
 - ``evaluate()``: the engine alone, on the decoded object, as every front door calls it;
-- the webhook's review: :meth:`mamori.webhook.admission.Admission.review` on the AdmissionReview
+- the webhook's review: :meth:`mamori_webhook.admission.Admission.review` on the AdmissionReview
   bytes (decode, reserved-annotation guard, evaluate, response, metrics), without HTTP or TLS;
 
 and, when ``--psa-bin`` is given, runs ``tools/psa-bench`` on the same objects (written to a JSON
@@ -39,9 +39,9 @@ from typing import Any
 from bench.engine.cases import POLICY_SPECS, WORKLOADS, policy_document
 from mamori.engine import evaluate
 from mamori.policy import Policy, parse_policy
-from mamori.webhook.admission import Admission
-from mamori.webhook.metrics import AdmissionMetrics
-from mamori.webhook.policy_source import StaticPolicySource
+from mamori_webhook.admission import Admission
+from mamori_webhook.metrics import AdmissionMetrics
+from mamori_webhook.policy_source import StaticPolicySource
 
 NAMESPACE = "shop"
 PSA_LEVEL = {"baseline": "baseline", "restricted": "restricted", "production": "restricted"}
@@ -161,8 +161,7 @@ def run_baseline(tree: Path, *, repeats: int, repeat_time: float) -> dict[tuple[
     """(workload, policy) → the row an older mamori (laid out in ``tree``) measures."""
     with tempfile.TemporaryDirectory(prefix="mamori-bench-baseline-") as work:
         out = Path(work) / "rows.json"
-        environment = {key: value for key, value in os.environ.items() if key != "PYTHONSAFEPATH"}
-        environment["PYTHONPATH"] = str(tree)
+        environment = {**os.environ, "PYTHONPATH": str(tree)}
         subprocess.run(
             [
                 sys.executable,

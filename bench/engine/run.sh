@@ -14,5 +14,4 @@ if [[ " $* " != *" --no-psa "* ]]; then
     psa=()
   fi
 fi
-# -m needs the repo root on sys.path: undo the Makefile's PYTHONSAFEPATH for this one command.
-exec env -u PYTHONSAFEPATH .venv/bin/python -m bench.engine.bench "${psa[@]}" "$@"
+exec .venv/bin/python -m bench.engine.bench "${psa[@]}" "$@"

@@ -36,7 +36,7 @@ import kubernetes.client
 import kubernetes.config
 import yaml
 
-from mamori.controlplane import LocalControlPlane
+from mamori_dev.controlplane import LocalControlPlane
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = sorted((ROOT / "charts/mamori/crds").glob("*.yaml"))

@@ -8,49 +8,26 @@ them, so a pod always has exactly one scan status.
 
 from __future__ import annotations
 
-import enum
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from mamori import durations
 from mamori.policy.errors import PolicyError, shown
-from mamori.policy.fields import parse_members, read_section
+from mamori.policy.fields import parse_members
+from mamori.policy.shape import IMAGE_SCAN
+from mamori.policy.terms import THRESHOLDS, Provider, Severity
 
-FIELDS = frozenset({"providers", "severityThreshold", "cacheTTL", "rescanInterval"})
-DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+__all__ = [
+    "THRESHOLDS",
+    "ImageScanSpec",
+    "Provider",
+    "Severity",
+    "merge_image_scans",
+    "parse_duration",
+    "parse_image_scan",
+]
+
 MIN_INTERVAL_SECONDS = 5
-
-
-class Provider(enum.StrEnum):
-    """Where scan results are read from."""
-
-    ECR = "ecr"
-    TRIVY_OPERATOR = "trivy-operator"
-    IMAGESCAN = "imagescan"
-
-
-class Severity(enum.IntEnum):
-    """Finding severities, in rising order; names are the spelling ECR and Trivy use."""
-
-    UNKNOWN = 0
-    INFORMATIONAL = 1
-    LOW = 2
-    MEDIUM = 3
-    HIGH = 4
-    CRITICAL = 5
-
-    @classmethod
-    def parse(cls, text: object) -> Severity:
-        """Read a scanner's severity; anything unrecognised (``UNDEFINED``, ``NONE``) is UNKNOWN."""
-        if not isinstance(text, str):
-            return cls.UNKNOWN
-        name = text.strip().upper()
-        if name in ("INFO", "NEGLIGIBLE"):
-            return cls.INFORMATIONAL
-        return cls.__members__.get(name, cls.UNKNOWN)
-
-
-THRESHOLDS = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +48,18 @@ class ImageScanSpec:
 
 def parse_image_scan(value: object, *, path: str) -> ImageScanSpec | None:
     """Validate ``spec.imageScan``; None (absent or null) means "no scan status on pods"."""
-    section = read_section(value, FIELDS, path=path)
+    shape = IMAGE_SCAN
+    section = shape.read(value, path=path)
     if section is None:
         return None
-    threshold = section.get("severityThreshold", Severity.HIGH.name)
-    if not isinstance(threshold, str) or threshold not in {t.name for t in THRESHOLDS}:
-        choices = ", ".join(t.name for t in THRESHOLDS)
-        raise PolicyError(
-            f"{path}.severityThreshold", f"must be one of {choices}, got {shown(threshold)}"
-        )
     return ImageScanSpec(
         providers=_providers(section.get("providers"), path=f"{path}.providers"),
-        severity_threshold=Severity[threshold],
-        cache_ttl=parse_duration(section.get("cacheTTL", "1h"), path=f"{path}.cacheTTL"),
+        severity_threshold=Severity[shape.value(section, "severityThreshold", path=path)],
+        cache_ttl=parse_duration(
+            shape.value(section, "cacheTTL", path=path), path=f"{path}.cacheTTL"
+        ),
         rescan_interval=parse_duration(
-            section.get("rescanInterval", "1m"), path=f"{path}.rescanInterval"
+            shape.value(section, "rescanInterval", path=path), path=f"{path}.rescanInterval"
         ),
     )
 
@@ -98,15 +72,18 @@ def _providers(value: object, *, path: str) -> tuple[Provider, ...]:
 
 
 def parse_duration(value: object, *, path: str) -> int:
-    """Read ``90s``, ``5m``, ``1h30m`` (or a number of seconds) as seconds; at least 5 seconds."""
+    """Read ``90s``, ``5m``, ``1h30m`` (:mod:`mamori.durations`, without days) or a number of
+    seconds, as seconds; at least 5 seconds."""
     if isinstance(value, int) and not isinstance(value, bool):
         seconds = value
-    elif isinstance(value, str) and value and (match := DURATION.match(value)):
-        hours, minutes, secs = (int(match.group(k) or 0) for k in ("h", "m", "s"))
-        seconds = hours * 3600 + minutes * 60 + secs
     else:
-        expected = 'a duration such as "30s", "5m" or "1h30m"'
-        raise PolicyError(path, f"must be {expected}, got {shown(value)}")
+        try:
+            if not isinstance(value, str):
+                raise ValueError("not text")
+            seconds = int(durations.parse_duration(value, with_days=False).total_seconds())
+        except ValueError:
+            expected = 'a duration such as "30s", "5m" or "1h30m"'
+            raise PolicyError(path, f"must be {expected}, got {shown(value)}") from None
     if seconds < MIN_INTERVAL_SECONDS:
         raise PolicyError(path, f"must be at least {MIN_INTERVAL_SECONDS}s, got {shown(value)}")
     return seconds

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mamori.findings import Enforcement
 from mamori.policy.selector import LabelSelector
 from mamori.rules.plan import RulePlan
 from mamori.rules.registry import RuleSettings
 
+if TYPE_CHECKING:  # the sections' modules load only where a section is parsed
+    from mamori.policy.image_scan import ImageScanSpec
+    from mamori.policy.network import NetworkPolicySpec
+
 API_GROUP = "mamori.io"
-API_VERSION = f"{API_GROUP}/v1alpha1"
+VERSION = "v1alpha1"  # of every mamori.io resource: ClusterSecurityPolicy and ImageScan
+API_VERSION = f"{API_GROUP}/{VERSION}"
 KIND = "ClusterSecurityPolicy"
 PLURAL = "clustersecuritypolicies"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -60,6 +65,16 @@ class Policy:
         if namespace is not None:
             effective.setdefault(NAMESPACE_NAME_LABEL, namespace)
         return self.namespace_selector.matches(effective)
+
+    @property
+    def network_policy(self) -> NetworkPolicySpec | None:
+        """The parsed ``networkPolicy`` section; None when the policy has none."""
+        return cast("NetworkPolicySpec | None", self.sections.get("networkPolicy"))
+
+    @property
+    def image_scan(self) -> ImageScanSpec | None:
+        """The parsed ``imageScan`` section; None when the policy has none."""
+        return cast("ImageScanSpec | None", self.sections.get("imageScan"))
 
     def is_exempt(self, namespace: str | None) -> bool:
         return namespace is not None and namespace in self.exempt_namespaces

@@ -11,15 +11,18 @@ model, so it stays pure and the operator only decides *where* to apply it.
 
 from __future__ import annotations
 
-import enum
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mamori.policy.errors import PolicyError, shown
-from mamori.policy.fields import parse_members, read_section
+from mamori.policy.fields import parse_members
 from mamori.policy.selector import LabelSelector
+from mamori.policy.shape import NETWORK_POLICY
+from mamori.policy.terms import Direction
+
+__all__ = ["Direction", "NetworkPolicySpec", "parse_network_policy"]
 
 INSTANCE_METADATA = (
     ipaddress.ip_network("169.254.169.254/32"),
@@ -29,24 +32,8 @@ EVERYWHERE = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 DNS_NAMESPACE = "kube-system"
 DNS_POD_LABELS: Mapping[str, str] = {"k8s-app": "kube-dns"}
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
-FIELDS = frozenset(
-    {
-        "defaultDeny",
-        "allowDNS",
-        "allowSameNamespace",
-        "blockInstanceMetadata",
-        "allowedEgressCIDRs",
-        "allowedEgressNamespaces",
-        "allowedIngressNamespaces",
-    }
-)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class Direction(enum.StrEnum):
-    INGRESS = "Ingress"
-    EGRESS = "Egress"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,47 +126,41 @@ class NetworkPolicySpec:
 
 def parse_network_policy(value: object, *, path: str) -> NetworkPolicySpec | None:
     """Validate ``spec.networkPolicy``; None (section absent or null) means "manage nothing"."""
-    section = read_section(value, FIELDS, path=path)
+    shape = NETWORK_POLICY
+    section = shape.read(value, path=path)
     if section is None:
         return None
-    block_metadata = _bool(section, "blockInstanceMetadata", default=True, path=path)
+
+    def read(name: str) -> Any:
+        return shape.value(section, name, path=path)
+
+    block_metadata = read("blockInstanceMetadata")
     return NetworkPolicySpec(
-        default_deny=_directions(section.get("defaultDeny"), path=f"{path}.defaultDeny"),
-        allow_dns=_bool(section, "allowDNS", default=True, path=path),
-        allow_same_namespace=_bool(section, "allowSameNamespace", default=True, path=path),
+        default_deny=_directions(read("defaultDeny"), path=f"{path}.defaultDeny"),
+        allow_dns=read("allowDNS"),
+        allow_same_namespace=read("allowSameNamespace"),
         block_instance_metadata=block_metadata,
         allowed_egress_cidrs=_cidrs(
-            section.get("allowedEgressCIDRs"),
+            read("allowedEgressCIDRs"),
             path=f"{path}.allowedEgressCIDRs",
             block_metadata=block_metadata,
         ),
         allowed_egress_namespaces=_selectors(
-            section.get("allowedEgressNamespaces"), path=f"{path}.allowedEgressNamespaces"
+            read("allowedEgressNamespaces"), path=f"{path}.allowedEgressNamespaces"
         ),
         allowed_ingress_namespaces=_selectors(
-            section.get("allowedIngressNamespaces"), path=f"{path}.allowedIngressNamespaces"
+            read("allowedIngressNamespaces"), path=f"{path}.allowedIngressNamespaces"
         ),
     )
 
 
 def _directions(value: object, *, path: str) -> frozenset[Direction]:
-    if value is None:
-        return frozenset(Direction)
     if not isinstance(value, list):
         raise PolicyError(path, 'must be a list of "Ingress" and/or "Egress"')
     return frozenset(parse_members(value, Direction, path=path, expected='"Ingress" or "Egress"'))
 
 
-def _bool(section: Mapping[str, Any], key: str, *, default: bool, path: str) -> bool:
-    value = section.get(key, default)
-    if not isinstance(value, bool):
-        raise PolicyError(f"{path}.{key}", f"must be true or false, got {shown(value)}")
-    return value
-
-
 def _cidrs(value: object, *, path: str, block_metadata: bool) -> tuple[Network, ...]:
-    if value is None:
-        return ()
     if not isinstance(value, list):
         raise PolicyError(path, "must be a list of CIDRs such as 10.0.0.0/8")
     networks: list[Network] = []
@@ -202,8 +183,6 @@ def _cidrs(value: object, *, path: str, block_metadata: bool) -> tuple[Network, 
 
 
 def _selectors(value: object, *, path: str) -> tuple[Mapping[str, Any], ...]:
-    if value is None:
-        return ()
     if not isinstance(value, list):
         raise PolicyError(path, "must be a list of namespace label selectors")
     selectors: list[Mapping[str, Any]] = []

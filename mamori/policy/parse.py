@@ -13,34 +13,23 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from mamori.findings import Enforcement, render_value
+from mamori.findings import Enforcement
 from mamori.images import InvalidRegistryPattern, RegistryPattern
 from mamori.manifests import InputError, ReadLimits, display_name, read_values
 from mamori.policy.errors import PolicyError
+from mamori.policy.fieldtypes import described
 from mamori.policy.model import API_VERSION, KIND, Policy
 from mamori.policy.selector import LabelSelector
-from mamori.rules.registry import Level, RuleSettings
+from mamori.policy.shape import NAMESPACE_NAME_PATTERN, POD_SECURITY_VERSION_PATTERN, SPEC
+from mamori.policy.terms import LATEST, POD_SECURITY_LEVELS
+from mamori.rules.registry import RuleSettings
 
-POD_SECURITY_LEVELS: Mapping[str, Level | None] = {
-    "restricted": Level.RESTRICTED,
-    "baseline": Level.BASELINE,
-    "privileged": None,
-}
-ADMISSION_FIELDS = frozenset(
-    {
-        "enforcement",
-        "podSecurity",
-        "trustedRegistries",
-        "requireImageDigest",
-        "exemptNamespaces",
-        "namespaceSelector",
-    }
-)
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL = re.compile(NAMESPACE_NAME_PATTERN)
+
+POD_SECURITY_VERSION = re.compile(POD_SECURITY_VERSION_PATTERN)
 
 SectionParser = Callable[..., Any]
-MAX_SHOWN = 80  # characters of a wrong value quoted in an error message
 # A policy is a few dozen lines: far tighter bounds than for manifests.
 POLICY_READ_LIMITS = ReadLimits(max_document_bytes=1024 * 1024, max_depth=64)
 
@@ -59,9 +48,9 @@ def parse_policy(document: Mapping[str, Any]) -> Policy:
         raise PolicyError("(document)", f"must be an object, got {type(document).__name__}")
     api_version = document.get("apiVersion")
     if api_version != API_VERSION:
-        raise PolicyError("apiVersion", f'must be "{API_VERSION}", got {_show(api_version)}')
+        raise PolicyError("apiVersion", f'must be "{API_VERSION}", got {described(api_version)}')
     if document.get("kind") != KIND:
-        raise PolicyError("kind", f'must be "{KIND}", got {_show(document.get("kind"))}')
+        raise PolicyError("kind", f'must be "{KIND}", got {described(document.get("kind"))}')
     metadata = document.get("metadata")
     if not isinstance(metadata, Mapping):
         raise PolicyError("metadata", "must be an object with a name")
@@ -71,7 +60,7 @@ def parse_policy(document: Mapping[str, Any]) -> Policy:
     if len(name) > 253 or not DNS_SUBDOMAIN.match(name):
         raise PolicyError(
             "metadata.name",
-            f"must be a lower-case DNS subdomain (a-z, 0-9, '-', '.'), got {_show(name)}",
+            f"must be a lower-case DNS subdomain (a-z, 0-9, '-', '.'), got {described(name)}",
         )
     spec = document.get("spec", {})
     if spec is None:
@@ -84,32 +73,28 @@ def parse_policy(document: Mapping[str, Any]) -> Policy:
     )
 
 
-def _parse_spec(spec: Mapping[str, Any], *, name: str, generation: int | None) -> Policy:
+def _parse_spec(value: Mapping[str, Any], *, name: str, generation: int | None) -> Policy:
+    spec = SPEC.read(value, path="spec") or {}
+
+    def read(field: str) -> Any:
+        return SPEC.value(spec, field, path="spec")
+
     parsers = section_parsers()
-    unknown = sorted(set(spec) - ADMISSION_FIELDS - set(parsers))
-    if unknown:
-        known = ", ".join(sorted(ADMISSION_FIELDS | set(parsers)))
-        raise PolicyError(f"spec.{unknown[0]}", f"unknown field (known fields: {known})")
-    enforcement = _parse_enforcement(spec.get("enforcement", Enforcement.ENFORCE.value))
-    pod_security = _parse_pod_security(spec.get("podSecurity", "restricted"))
-    registries = tuple(_parse_registries(spec.get("trustedRegistries", [])))
-    require_digest = spec.get("requireImageDigest", False)
-    if not isinstance(require_digest, bool):
-        raise PolicyError(
-            "spec.requireImageDigest", f"must be true or false, got {_show(require_digest)}"
-        )
-    exempt = _parse_namespace_names(spec.get("exemptNamespaces", []), path="spec.exemptNamespaces")
-    selector = LabelSelector.parse(spec.get("namespaceSelector"), path="spec.namespaceSelector")
+    registries = tuple(_parse_registries(read("trustedRegistries")))
+    exempt = _parse_namespace_names(read("exemptNamespaces"), path="spec.exemptNamespaces")
+    selector = LabelSelector.parse(read("namespaceSelector"), path="spec.namespaceSelector")
     sections = {
         key: parser(spec[key], path=f"spec.{key}") for key, parser in parsers.items() if key in spec
     }
     return Policy(
         name=name,
-        enforcement=enforcement,
+        enforcement=Enforcement(read("enforcement")),
         rules=RuleSettings(
-            pod_security=pod_security,
+            pod_security=POD_SECURITY_LEVELS[read("podSecurity")],
             trusted_registries=registries,
-            require_image_digest=require_digest,
+            require_image_digest=read("requireImageDigest"),
+            pod_security_version=_parse_pod_security_version(read("podSecurityVersion")),
+            switches=frozenset(f.name for f in SPEC.fields if f.switch and read(f.name)),
         ),
         exempt_namespaces=frozenset(exempt),
         namespace_selector=selector,
@@ -118,43 +103,41 @@ def _parse_spec(spec: Mapping[str, Any], *, name: str, generation: int | None) -
     )
 
 
-def _parse_enforcement(value: object) -> Enforcement:
-    for enforcement in Enforcement:
-        if value == enforcement.value:
-            return enforcement
-    choices = ", ".join(e.value for e in Enforcement)
-    raise PolicyError("spec.enforcement", f"must be one of {choices}, got {_show(value)}")
-
-
-def _parse_pod_security(value: object) -> Level | None:
-    if isinstance(value, str) and value in POD_SECURITY_LEVELS:
-        return POD_SECURITY_LEVELS[value]
-    choices = ", ".join(POD_SECURITY_LEVELS)
-    raise PolicyError("spec.podSecurity", f"must be one of {choices}, got {_show(value)}")
+def _parse_pod_security_version(value: object) -> int | None:
+    """``latest`` → None; ``v1.N`` → N. Newer than any rule change is the same as latest."""
+    match = POD_SECURITY_VERSION.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise PolicyError(
+            "spec.podSecurityVersion",
+            f'must be "{LATEST}" or a Kubernetes version such as "v1.35", got {described(value)}',
+        )
+    return None if match.group(0) == LATEST else int(match.group(2))
 
 
 def _parse_registries(value: object) -> Iterator[RegistryPattern]:
     if not isinstance(value, list):
         raise PolicyError(
-            "spec.trustedRegistries", f"must be a list of strings, got {_show(value)}"
+            "spec.trustedRegistries", f"must be a list of strings, got {described(value)}"
         )
     for index, entry in enumerate(value):
         path = f"spec.trustedRegistries[{index}]"
         if not isinstance(entry, str):
-            raise PolicyError(path, f"must be a string, got {_show(entry)}")
+            raise PolicyError(path, f"must be a string, got {described(entry)}")
         try:
             yield RegistryPattern.parse(entry)
         except InvalidRegistryPattern as error:
-            raise PolicyError(path, f"{error} (got {_show(entry)})") from None
+            raise PolicyError(path, f"{error} (got {described(entry)})") from None
 
 
 def _parse_namespace_names(value: object, *, path: str) -> list[str]:
     if not isinstance(value, list):
-        raise PolicyError(path, f"must be a list of namespace names, got {_show(value)}")
+        raise PolicyError(path, f"must be a list of namespace names, got {described(value)}")
     names: list[str] = []
     for index, entry in enumerate(value):
         if not isinstance(entry, str) or not DNS_LABEL.match(entry) or len(entry) > 63:
-            raise PolicyError(f"{path}[{index}]", f"must be a namespace name, got {_show(entry)}")
+            raise PolicyError(
+                f"{path}[{index}]", f"must be a namespace name, got {described(entry)}"
+            )
         names.append(entry)
     return names
 
@@ -221,12 +204,3 @@ def _document_name(document: object) -> str | None:
         if isinstance(metadata, Mapping) and isinstance(metadata.get("name"), str):
             return str(metadata["name"])
     return None
-
-
-def _show(value: object) -> str:
-    """A value for an error message, bounded however large or aliased the value is."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, str):
-        return render_value(value, limit=MAX_SHOWN)
-    return f"{render_value(value, limit=MAX_SHOWN)} ({type(value).__name__})"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from mamori.policy.errors import PolicyError, shown
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+FIELDS = ("matchLabels", "matchExpressions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ class LabelSelector:
             return cls()
         if not isinstance(value, Mapping):
             raise PolicyError(path, f"must be a label selector object, got {_kind(value)}")
-        unknown = sorted(set(value) - {"matchLabels", "matchExpressions"})
+        unknown = sorted(set(value) - set(FIELDS))
         if unknown:
             raise PolicyError(f"{path}.{unknown[0]}", "unknown field")
         requirements: list[Requirement] = []

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mamori.findings import Finding, render_value
-from mamori.podspec import ContainerRef, PodContext
+from mamori.podspec import PodContext
 from mamori.podspec import Scope as Scope  # re-exported: the rules import it from here
 
 MAX_SHOWN = 80
@@ -22,10 +22,6 @@ MAX_UID = 2**31 - 1
 
 def pod_scope(pod: PodContext) -> Scope:
     return pod.pod_scope
-
-
-def container_scope(container: ContainerRef) -> Scope:
-    return container.scope
 
 
 def container_scopes(pod: PodContext) -> tuple[Scope, ...]:

@@ -4,6 +4,9 @@ Spec (restricted): ``securityContext.allowPrivilegeEscalation`` of every init, r
 ephemeral container must be exactly ``false``; undefined counts as true (the runtime's default),
 as does anything that is not the boolean ``false``. Windows pods (``spec.os.name: windows``) are
 exempt, as in pod-security-admission: the field does not exist on Windows.
+
+Versions: pod-security-admission checks this from Kubernetes 1.8 and exempts Windows pods from
+1.25; a policy pinned to an older ``podSecurityVersion`` gets its version's check.
 """
 
 from __future__ import annotations
@@ -14,15 +17,26 @@ from mamori.rules._common import show
 from mamori.rules.registry import Level, RuleSettings, rule
 
 
+def _check_1_8(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    """1.8 to 1.24: Windows pods are no exception."""
+    return _judge(pod)
+
+
 @rule(
     rule_id="allow-privilege-escalation",
     level=Level.RESTRICTED,
     summary="allowPrivilegeEscalation: false in every container",
+    since=25,
+    older={8: _check_1_8},
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    findings: list[Finding] = []
     if pod.windows:
-        return findings
+        return []
+    return _judge(pod)
+
+
+def _judge(pod: PodContext) -> list[Finding]:
+    findings: list[Finding] = []
     for scope in pod.container_scopes:
         value = scope.security_context.get("allowPrivilegeEscalation")
         if value is False:

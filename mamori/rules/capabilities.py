@@ -8,6 +8,10 @@ Spec:
   may hold only NET_BIND_SERVICE. Windows pods (``spec.os.name: windows``) are exempt from the
   restricted demands, as in pod-security-admission; the baseline list still applies to them.
 
+Versions, as pod-security-admission: the restricted demands apply from Kubernetes 1.22 and
+exempt Windows pods from 1.25; a policy pinned to an older ``podSecurityVersion`` gets the check
+of its version.
+
 Names compare exactly as written (``CAP_SYS_ADMIN`` or ``sys_admin`` is not on any list), which
 fails closed. A non-list ``add`` is a violation; a non-list ``drop`` does not drop ALL.
 """
@@ -42,13 +46,28 @@ RESTRICTED_ADDABLE = frozenset({"NET_BIND_SERVICE"})
 DROP_EVERYTHING = "ALL"
 
 
+def _check_1_0(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    """Before 1.22: only the baseline list, at every level."""
+    return _judge(pod, restricted=False)
+
+
+def _check_1_22(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    """1.22 to 1.24: Windows pods are no exception to the restricted demands."""
+    return _judge(pod, restricted=settings.restricted)
+
+
 @rule(
     rule_id="capabilities",
     level=Level.BASELINE,
     summary="only default capabilities added; restricted: drop ALL, add at most NET_BIND_SERVICE",
+    since=25,
+    older={0: _check_1_0, 22: _check_1_22},
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    restricted = settings.restricted and not pod.windows
+    return _judge(pod, restricted=settings.restricted and not pod.windows)
+
+
+def _judge(pod: PodContext, *, restricted: bool) -> list[Finding]:
     addable = RESTRICTED_ADDABLE if restricted else BASELINE_ADDABLE
     findings: list[Finding] = []
     for scope in pod.container_scopes:

@@ -5,6 +5,9 @@ Spec (baseline), for every init, regular and ephemeral container: ``host`` under
 under ``lifecycle.postStart`` / ``lifecycle.preStop`` (``httpGet`` and the deprecated
 ``tcpSocket``) must be undefined or empty. The kubelet makes these requests from the node, so a
 ``host`` turns the pod spec into a way to reach anything the node can reach.
+
+Versions: pod-security-admission added this check in Kubernetes 1.34; a policy pinned to an
+older ``podSecurityVersion`` does not run it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ HANDLERS = ("httpGet", "tcpSocket")
     rule_id="host-probes",
     level=Level.BASELINE,
     summary="probes and lifecycle handlers set no host",
+    since=34,
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
     findings: list[Finding] = []

@@ -21,19 +21,24 @@ class RulePlan:
     settings: RuleSettings
     rules: tuple[Rule, ...]
     checks: tuple[tuple[str, CheckFunction], ...] = field(init=False, repr=False, compare=False)
-    """``(rule ID, check)`` of each rule: what the engine calls on every pod."""
+    """``(rule ID, check)`` of each rule: what the engine calls on every pod, each check the
+    variant of the policy's pinned ``podSecurityVersion``."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "checks", tuple((rule.id, rule.check) for rule in self.rules))
+        minor = self.settings.pod_security_version
+        checks = tuple((rule.id, rule.check_for(minor)) for rule in self.rules)
+        object.__setattr__(self, "checks", tuple((i, c) for i, c in checks if c is not None))
 
     @classmethod
     def compile(cls, settings: RuleSettings, *, rules: Iterable[Rule] = RULES) -> RulePlan:
-        """PSS rules up to the policy's level; image rules that can find something."""
-        level = settings.pod_security
+        """PSS rules up to the policy's level that exist at its pinned version; image rules that
+        can find something."""
+        level, minor = settings.pod_security, settings.pod_security_version
         chosen = tuple(
             rule
             for rule in rules
             if (rule.level is Level.IMAGE or (level is not None and rule.level <= level))
+            and rule.check_for(minor) is not None
             and rule.applies(settings)
         )
         return cls(settings=settings, rules=chosen)

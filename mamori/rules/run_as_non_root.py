@@ -6,7 +6,8 @@ Spec (restricted), as in pod-security-admission:
   undefined when the pod sets ``true``. A container value wins over the pod's, so a container
   ``false`` fails even under a pod ``true``. ``runAsUser`` alone does not satisfy this rule
   (``run-as-user`` checks it); a bad pod value is reported once, on the pod.
-- any value is allowed in a pod with its own user namespace (``spec.hostUsers: false``).
+- any value is allowed in a pod with its own user namespace (``spec.hostUsers: false``), since
+  Kubernetes 1.35: a policy pinned to an older ``podSecurityVersion`` makes no such exception.
 
 ``runAsNonRoot: true`` without a numeric ``runAsUser`` (container's, else pod's) is allowed with
 an advisory finding: the kubelet then starts the container only if its image declares a numeric
@@ -22,15 +23,26 @@ from mamori.rules._common import MAX_UID, Scope, is_uid, show
 from mamori.rules.registry import Level, RuleSettings, rule
 
 
+def _check_1_0(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    """Before 1.35: a user namespace is no exception."""
+    return _judge(pod)
+
+
 @rule(
     rule_id="run-as-non-root",
     level=Level.RESTRICTED,
     summary="runAsNonRoot: true on the pod or every container",
+    since=35,
+    older={0: _check_1_0},
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    findings: list[Finding] = []
     if pod.user_namespace:
-        return findings
+        return []
+    return _judge(pod)
+
+
+def _judge(pod: PodContext) -> list[Finding]:
+    findings: list[Finding] = []
     pod_level = pod.pod_scope
     pod_value = pod_level.security_context.get("runAsNonRoot")
     if pod_value is not None and pod_value is not True:

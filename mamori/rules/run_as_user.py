@@ -5,6 +5,9 @@ ephemeral container: undefined or a non-zero UID (1..2147483647). ``0`` is a vio
 it appears; a value that is not a UID (``"1000"``, ``-1``, ``true``) is one too. Any value is
 allowed in a pod with its own user namespace (``spec.hostUsers: false``), where UID 0 maps to an
 unprivileged user on the node, as in pod-security-admission since Kubernetes 1.35.
+
+Versions: pod-security-admission added this check in Kubernetes 1.23 and the user-namespace
+exception in 1.35; a policy pinned to an older ``podSecurityVersion`` gets its version's check.
 """
 
 from __future__ import annotations
@@ -17,15 +20,26 @@ from mamori.rules.registry import Level, RuleSettings, rule
 ROOT = 0
 
 
+def _check_1_23(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    """1.23 to 1.34: a user namespace is no exception."""
+    return _judge(pod)
+
+
 @rule(
     rule_id="run-as-user",
     level=Level.RESTRICTED,
     summary="runAsUser is never 0",
+    since=35,
+    older={23: _check_1_23},
 )
 def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    findings: list[Finding] = []
     if pod.user_namespace:
-        return findings
+        return []
+    return _judge(pod)
+
+
+def _judge(pod: PodContext) -> list[Finding]:
+    findings: list[Finding] = []
     for scope in pod.scopes():
         value = scope.security_context.get("runAsUser")
         if value is None or (type(value) is int and ROOT < value <= MAX_UID):

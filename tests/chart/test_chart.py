@@ -16,11 +16,14 @@ from typing import Any
 import pytest
 import yaml
 
-from mamori.operator.certificates import CertificateSettings
-from mamori.operator.config import OperatorConfig
+from mamori.policy import parse_policy
+from mamori.policy.fieldtypes import Section
+from mamori.policy.shape import SPEC
 from mamori.settings import env_name, load_settings
-from mamori.webhook.settings import WebhookSettings
 from mamori.workloads import WORKLOAD_KINDS
+from mamori_operator.certificates.settings import CertificateSettings
+from mamori_operator.config import OperatorConfig
+from mamori_webhook.settings import WebhookSettings
 from tests.chart.helm import (
     CHART,
     SCENARIOS,
@@ -582,6 +585,49 @@ def test_the_schema_knows_every_value_and_every_value_is_in_the_file() -> None:
                 yield f"{path}.{key} is in the schema but not in values.yaml"
 
     assert list(walk(values, schema, "$")) == []
+
+
+# -- the policy: its spec is the policy values, whatever fields the declaration has ------------
+
+
+def merged(base: Any, override: Any) -> Any:
+    """helm's merge of a values file over values.yaml: maps merge, anything else replaces."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{key: merged(base.get(key), value) for key, value in override.items()}}
+    return override
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_IDS)
+def test_the_policy_spec_is_the_policy_values_without_the_charts_own_keys(
+    scenario_objects: dict[str, list[Document]], scenario: str
+) -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for path in SCENARIO_FILES[scenario]:
+        values = merged(values, yaml.safe_load(path.read_text()))
+    expected = {
+        key: value for key, value in values["policy"].items() if key not in ("create", "name")
+    }
+    for section in (
+        f.name for f in SPEC.fields if isinstance(f.type, Section) and f.type.chart_toggle
+    ):
+        if expected[section].pop("enabled"):
+            continue
+        del expected[section]
+    policy = one(scenario_objects[scenario], "ClusterSecurityPolicy")
+    assert policy["metadata"]["name"] == values["policy"]["name"]
+    assert policy["spec"] == expected
+    parse_policy(policy)  # and mamori reads it
+
+
+def test_a_new_spec_field_needs_no_template_edit(helm: Helm) -> None:
+    """A value the template never names still reaches the spec (the schema is what limits it)."""
+    objects = helm.render(settings={"policy.podSecurityVersion": "v1.33"})
+    assert one(objects, "ClusterSecurityPolicy")["spec"]["podSecurityVersion"] == "v1.33"
+
+
+def test_policy_create_false_installs_no_policy(helm: Helm) -> None:
+    objects = helm.render(settings={"policy.create": "false"})
+    assert by_kind(objects, "ClusterSecurityPolicy") == []
 
 
 # -- dogfood: the chart passes its own policy ----------------------------------------------------

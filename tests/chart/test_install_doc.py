@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from mamori.controlplane import ControlPlaneError, ControlPlaneSettings, LocalControlPlane
 from mamori.settings import SettingsError, load_settings
+from mamori_dev.controlplane import ControlPlaneError, ControlPlaneSettings, LocalControlPlane
 from tests.chart.helm import ROOT, Helm
 
 pytestmark = pytest.mark.integration

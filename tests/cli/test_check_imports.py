@@ -57,7 +57,7 @@ def check_in_fresh_interpreter(tmp_path: Path, text: str) -> dict[str, object]:
     manifest.write_text(text)
     done = subprocess.run(
         [sys.executable, "-c", PROBE, str(manifest)],
-        cwd=tmp_path,  # not the repository root, whose operator/ would shadow the stdlib
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,

@@ -84,18 +84,24 @@ def test_no_installer_runs_in_the_container(containers: Containers) -> None:
 def test_everything_mamori_imports_loads_from_the_slimmed_virtualenv(
     containers: Containers,
 ) -> None:
-    """Every mamori module imports, and the AWS clients the operator builds can be made."""
+    """Every module of the three packages imports, the development one is absent, and the AWS
+    clients the operator builds can be made."""
     script = (
-        "import importlib, pkgutil, boto3, mamori\n"
-        "names = [m.name for m in pkgutil.walk_packages(mamori.__path__, 'mamori.')]\n"
+        "import importlib, importlib.util, pkgutil, boto3\n"
+        "names = []\n"
+        "for top in ('mamori', 'mamori_webhook', 'mamori_operator'):\n"
+        "    package = importlib.import_module(top)\n"
+        "    found = pkgutil.walk_packages(package.__path__, top + '.')\n"
+        "    names += [m.name for m in found if not m.name.endswith('.__main__')]\n"
         "[importlib.import_module(name) for name in names]\n"
+        "assert importlib.util.find_spec('mamori_dev') is None\n"
         "session = boto3.session.Session()\n"
         "for service in ('ecr', 'sts'): session.client(service, region_name='ap-northeast-1')\n"
         "print(len(names))\n"
     )
     done = containers(entrypoint=["python", "-c", script]).run()
     assert done.returncode == 0, done.stderr
-    assert int(done.stdout) > 50
+    assert int(done.stdout) > 90
     assert_wrote_nothing_outside_tmp(done.stdout + done.stderr)
 
 

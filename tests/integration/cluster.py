@@ -1,7 +1,7 @@
 """A whole local cluster: the control plane, controllers, a scheduler and one real node.
 
 Built from what ``make controlplane`` and ``make node`` produce, with no Docker. Everything runs
-in a network namespace of the cluster's own (mamori/netns.py): etcd, kube-apiserver (listening
+in a network namespace of the cluster's own (mamori_dev/netns.py): etcd, kube-apiserver (listening
 there on all its addresses and advertising the bridge's), kube-controller-manager,
 kube-scheduler, containerd, the kubelet, kube-proxy (iptables mode, its rules in the namespace),
 and the pods on the node's bridge. The host reaches the API server through a loopback relay on
@@ -30,7 +30,8 @@ from typing import Any
 
 import yaml
 
-from mamori.controlplane import (
+from mamori.settings import load_settings
+from mamori_dev.controlplane import (
     CONTEXT_NAME,
     ClusterNetwork,
     ControlPlaneError,
@@ -38,8 +39,7 @@ from mamori.controlplane import (
     LocalControlPlane,
     process_exists,
 )
-from mamori.netns import NetworkNamespace
-from mamori.settings import load_settings
+from mamori_dev.netns import NetworkNamespace
 from tests.chart.helm import CHART, Helm
 from tests.integration.node_support import (
     CNI_CACHE,
@@ -462,7 +462,8 @@ def install_mamori(
 ) -> float:
     """``helm install`` of charts/mamori with ``image`` (``repository:tag``, on the node
     already) and ``settings`` (``key=value``); seconds until 3 webhook and 2 operator pods were
-    Ready (the chart's defaults)."""
+    Ready (the chart's defaults) and the operator had put its CA into every webhook's caBundle
+    (until then the API server cannot call the webhook)."""
     started = time.monotonic()
     repository, _, tag = image.rpartition(":")
     helm(
@@ -474,12 +475,24 @@ def install_mamori(
     while not (
         ready_pods(cluster, namespace, WEBHOOK_SELECTOR) == 3
         and ready_pods(cluster, namespace, OPERATOR_SELECTOR) == 2
+        and bundles_injected(cluster, release)
     ):
         if time.monotonic() > deadline:
             pods = cluster.kubectl("get", "pods", "-n", namespace, "-o", "wide").stdout
             raise ClusterError(f"mamori's pods not Ready after {READY_TIMEOUT:g}s:\n{pods}")
         time.sleep(0.5)
     return time.monotonic() - started
+
+
+def bundles_injected(cluster: LocalCluster, configuration: str) -> bool:
+    """Every webhook of the ValidatingWebhookConfiguration has a caBundle."""
+    found = cluster.kubectl(
+        "get", "validatingwebhookconfiguration", configuration, "-o", "json", check=False
+    )
+    if found.returncode != 0:
+        return False
+    webhooks = json.loads(found.stdout).get("webhooks") or []
+    return bool(webhooks) and all(w.get("clientConfig", {}).get("caBundle") for w in webhooks)
 
 
 def ready_pods(cluster: LocalCluster, namespace: str, selector: str) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from mamori.operator.services import Services
+from mamori_operator.services import Services
 from tests.integration.operator_support import Cluster, operator_config, running_operator
 
 

@@ -5,7 +5,7 @@ real cluster does to it. They never use the session's control plane (a killed AP
 disturb every other test): each gets its own, from :func:`private_control_plane` or the fixtures
 in tests/integration/conftest.py built on it. The pieces:
 
-API server and etcd (methods of :class:`mamori.controlplane.LocalControlPlane`)
+API server and etcd (methods of :class:`mamori_dev.controlplane.LocalControlPlane`)
     ``stop_apiserver(kill=False)``, ``start_apiserver()``,
     ``restart_apiserver(down_for=0.0, kill=False)``: same port, etcd and PKI, so kubeconfigs and
     data survive; ``start_apiserver`` returns once ``/readyz`` answers. ``compact_etcd()`` →
@@ -57,8 +57,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mamori.controlplane import ControlPlaneError, ControlPlaneSettings, LocalControlPlane
 from mamori.settings import SettingsError, load_settings
+from mamori_dev.controlplane import ControlPlaneError, ControlPlaneSettings, LocalControlPlane
 from tests.helpers import wait_for
 
 LOOPBACK = "127.0.0.1"

@@ -52,8 +52,8 @@ from typing import IO, Any, Self
 
 import yaml
 
-from mamori.localca import LocalCA
-from mamori.netns import NetworkNamespace
+from mamori_dev.localca import LocalCA
+from mamori_dev.netns import NetworkNamespace
 from tests.integration.node_images import (
     BUSYBOX_IMAGE,
     PAUSE_IMAGE,
@@ -208,7 +208,7 @@ class LocalNode(StartedOnEnter):
         images: Sequence[Path] = (),
         cluster_dns: str | None = None,
     ) -> None:
-        """``namespace``: run inside it (a whole local cluster, mamori/netns.py), where pods get
+        """``namespace``: run inside it (a whole local cluster, mamori_dev/netns.py), where pods get
         a default route through the bridge so that Service ClusterIPs reach them; without it the
         node shares the host's network and pods reach only their subnet. ``images``: more OCI
         archives to import before the kubelet starts. ``cluster_dns``: the address pods resolve

@@ -23,9 +23,9 @@ import kubernetes.config
 import yaml
 from kubernetes.client.rest import ApiException
 
-from mamori.operator.config import OperatorConfig
-from mamori.operator.runtime import run_operator
-from mamori.operator.services import Services
+from mamori_operator.config import OperatorConfig
+from mamori_operator.runtime import run_operator
+from mamori_operator.services import Services
 from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

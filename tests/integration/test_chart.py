@@ -45,13 +45,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from kubernetes.client.rest import ApiException
 
-from mamori.certs import certificates_from_pem
-from mamori.operator.certificates import CertificateKeeper, CertificateSettings
-from mamori.operator.config import OperatorConfig
-from mamori.operator.kube import Kube, load_client_configuration
-from mamori.operator.metrics import Metrics
-from mamori.operator.runtime import run_operator
+from mamori.kubeconfig import load_client_configuration
 from mamori.settings import load_settings
+from mamori_operator.api.kube import Kube
+from mamori_operator.certificates.keeper import CertificateKeeper
+from mamori_operator.certificates.plan import certificates_from_pem
+from mamori_operator.certificates.settings import CertificateSettings
+from mamori_operator.config import OperatorConfig
+from mamori_operator.metrics import Metrics
+from mamori_operator.runtime import run_operator
 from tests.chart.helm import CHART, ROOT, SCENARIOS, Helm, documents
 from tests.cluster_fixtures import Kubectl, KubectlResult
 from tests.helpers import wait_for

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mamori.netns import NetworkNamespace
+from mamori_dev.netns import NetworkNamespace
 from tests.integration.cluster import reap_abandoned_clusters
 from tests.integration.node_support import (
     _mount_targets,

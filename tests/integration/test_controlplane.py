@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mamori.controlplane import (
+from mamori.settings import load_settings
+from mamori_dev.controlplane import (
     ControlPlaneError,
     ControlPlaneSettings,
     LocalControlPlane,
     remove_abandoned_work_dirs,
 )
-from mamori.settings import load_settings
 from tests.cluster_fixtures import Kubectl
 from tests.helpers import wait_for
 
@@ -170,11 +170,11 @@ def test_missing_binaries_say_how_to_build_them(tmp_path: Path) -> None:
 
 
 def test_cli_serves_until_terminated_then_cleans_up(tmp_path: Path) -> None:
-    """What `make demo` and a developer run: `python -m mamori.controlplane up --kubeconfig F`."""
+    """What `make demo` runs: `python -m mamori_dev.controlplane up --kubeconfig F`."""
     kubeconfig, output = tmp_path / "kubeconfig", tmp_path / "output.txt"
     work_root = tmp_path / "work"
     work_root.mkdir()
-    argv = [sys.executable, "-m", "mamori.controlplane", "up", "--kubeconfig", str(kubeconfig)]
+    argv = [sys.executable, "-m", "mamori_dev.controlplane", "up", "--kubeconfig", str(kubeconfig)]
     environment = {**os.environ, "MAMORI_WORK_ROOT": str(work_root)}
     with output.open("wb") as sink:
         process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=environment)

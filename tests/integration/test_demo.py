@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.integration
 def test_demo_tells_the_whole_story() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "mamori.demo", "--no-wait"],
+        [sys.executable, "-m", "mamori_dev.demo", "--no-wait"],
         cwd=ROOT,
         capture_output=True,
         text=True,

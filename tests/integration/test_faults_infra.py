@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mamori.controlplane import LocalControlPlane
+from mamori_dev.controlplane import LocalControlPlane
 from tests.cluster_fixtures import ClusterUnderTest, Kubectl, NamespaceFactory
 from tests.integration import faults
 

@@ -18,14 +18,12 @@ import kubernetes.config
 import pytest
 import yaml
 
-from mamori.certs import certificates_from_pem
-from mamori.operator.certificates import (
-    CertificateKeeper,
-    CertificateSettings,
-    start_certificates,
-)
-from mamori.operator.config import OperatorConfig
-from mamori.operator.runtime import run_operator
+from mamori_operator.certificates.keeper import CertificateKeeper
+from mamori_operator.certificates.plan import certificates_from_pem
+from mamori_operator.certificates.settings import CertificateSettings
+from mamori_operator.config import OperatorConfig
+from mamori_operator.handlers.certificates import start_certificates
+from mamori_operator.runtime import run_operator
 from tests.cluster_fixtures import Kubectl
 from tests.helpers import wait_for
 from tests.integration.operator_support import (

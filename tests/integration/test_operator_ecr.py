@@ -23,10 +23,10 @@ from typing import Any
 import boto3
 import pytest
 
-from mamori.operator.providers.base import ScanTarget
-from mamori.operator.providers.ecr import EcrProvider
-from mamori.operator.scan_model import Outcome
-from mamori.operator.services import Services
+from mamori_operator.scanning.model import Outcome
+from mamori_operator.scanning.providers.base import ScanTarget
+from mamori_operator.scanning.providers.ecr import EcrProvider
+from mamori_operator.services import Services
 from tests.integration.operator_support import (
     Cluster,
     condition,

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from mamori.controlplane import LocalControlPlane
-from mamori.operator.services import Services
+from mamori_dev.controlplane import LocalControlPlane
+from mamori_operator.services import Services
 from tests.cluster_fixtures import Kubectl
 from tests.integration import faults
 from tests.integration.operator_support import (

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mamori.operator.services import Services
+from mamori_operator.services import Services
 from tests.integration.operator_support import (
     Cluster,
     fake_digest,

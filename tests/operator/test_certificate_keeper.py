@@ -1,4 +1,5 @@
-"""The certificate keeper (operator/certificates.py) on the real API server, by an injected clock.
+"""The certificate keeper (mamori_operator/certificates/keeper.py) on the real API server,
+by an injected clock.
 
 The plan's arithmetic is tested in tests/unit/test_certs.py; here the keeper's own job: what it
 writes and in which order, that it renews before expiry when its clock says so, that a served
@@ -19,10 +20,12 @@ from typing import Any
 
 import pytest
 
-from mamori.certs import certificates_from_pem, signed_by
-from mamori.operator.certificates import CertificateKeeper, CertificateSettings
-from mamori.operator.kube import Kube, KubeError, load_client_configuration
-from mamori.operator.metrics import Metrics
+from mamori.kubeconfig import load_client_configuration
+from mamori_operator.api.kube import Kube, KubeError
+from mamori_operator.certificates.keeper import CertificateKeeper
+from mamori_operator.certificates.plan import certificates_from_pem, signed_by
+from mamori_operator.certificates.settings import CertificateSettings
+from mamori_operator.metrics import Metrics
 from tests.cluster_fixtures import Kubectl
 from tests.helpers import wait_for
 from tests.integration.faults import LoopbackProxy
@@ -235,7 +238,7 @@ def test_the_timer_survives_a_pass_that_cannot_reach_the_api_server(
     keeper = make_keeper(Clock(), config=proxied_kubeconfig, check_interval="1s")
     keeper.namespace = "default"
     keeper.settings = CertificateSettings(manage_certificates=True, certificate_check_interval="1s")
-    caplog.set_level(logging.ERROR, logger="mamori.operator.certificates")
+    caplog.set_level(logging.ERROR, logger="mamori_operator.certificates.keeper")
     keeper.start()
     try:
         wait_for(lambda: keeper.passes >= 1, timeout=15, message="a first timer pass")
@@ -277,3 +280,32 @@ def test_the_timer_renews_once_its_clock_reaches_the_renewal_point(
         keeper.stop()
     assert keeper._thread is not None and not keeper._thread.is_alive()
     assert Stored(keeper).trusted_by_the_api_server()
+
+
+def test_a_configuration_created_after_the_first_pass_gets_its_bundle_within_seconds(
+    kubeconfig: Path, namespace: str, kubectl: Kubectl, kubes: list[Kube]
+) -> None:
+    """Helm creates the webhook configuration after the operator's Deployment: the first pass
+    finds none, and the bundle must follow within seconds, not one check interval (1m) later,
+    or every admission fails certificate verification in the meantime."""
+    name = f"late-{uuid.uuid4().hex[:6]}"
+    kube = HookedKube(kubeconfig)
+    kubes.append(kube)
+    settings = CertificateSettings(
+        manage_certificates=True,
+        certificate_webhook_configuration=name,
+        certificate_check_interval="1m",
+    )
+    keeper = CertificateKeeper(kube, settings=settings, namespace=namespace, clock=Clock())
+    assert keeper.reconcile().webhook_configuration_found is False
+    keeper.start()
+    try:
+        kubectl("create", "-f", "-", input=json.dumps(webhook_configuration_body(name)))
+        wait_for(
+            lambda: Stored(keeper).trusted_by_the_api_server(),
+            timeout=10,
+            message="the caBundle of a configuration created after the first pass",
+        )
+    finally:
+        keeper.stop()
+        kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")

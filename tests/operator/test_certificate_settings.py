@@ -8,8 +8,9 @@ import datetime
 
 import pytest
 
-from mamori.operator.certificates import CertificateKeeper, CertificateSettings
 from mamori.settings import SettingsError, add_arguments, load_settings
+from mamori_operator.certificates.keeper import CertificateKeeper
+from mamori_operator.certificates.settings import CertificateSettings
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -86,7 +87,7 @@ def test_the_certificate_names_the_service_in_its_namespace_and_the_extra_hosts(
 
 def test_mamori_operator_takes_the_certificate_flags() -> None:
     """The chart sets MAMORI_MANAGE_CERTIFICATES and friends: `mamori operator` must read them."""
-    from mamori.operator import command
+    from mamori_operator import command
 
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)

@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from mamori.images import parse_ecr_host
-from mamori.operator.providers.ecr import EcrProvider
+from mamori_operator.scanning.providers.ecr import EcrProvider
 
 
 @pytest.mark.parametrize(

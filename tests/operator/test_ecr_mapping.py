@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from mamori.operator.providers.ecr import answer_from_error, answer_from_pages
-from mamori.operator.scan_model import Outcome
 from mamori.policy.image_scan import Severity
+from mamori_operator.scanning.model import Outcome
+from mamori_operator.scanning.providers.ecr import answer_from_error, answer_from_pages
 
 DIGEST = "sha256:" + "e" * 64
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
-from mamori.operator.health import HealthServer, Liveness
+from mamori_operator.health import HealthServer, Liveness
 
 
 class Clock:

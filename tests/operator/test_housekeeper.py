@@ -1,4 +1,4 @@
-"""The housekeeper's timing (operator/housekeeper.py): what runs on which pass, by the clock.
+"""The housekeeper's timing (mamori_operator/housekeeper.py): what runs on which pass, by the clock.
 
 The loop's own waits are real but tiny (``status_interval`` 10 ms); *when* a resync or a rescan
 is due is decided by the injected clock, which only the test moves. Its collaborators are
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from mamori.operator.housekeeper import Housekeeper
-from mamori.operator.scan_cache import ScanCache
-from mamori.operator.scan_model import Outcome, ProviderAnswer
+from mamori_operator.housekeeper import Housekeeper
+from mamori_operator.scanning.cache import ScanCache
+from mamori_operator.scanning.model import Outcome, ProviderAnswer
 from tests.helpers import wait_for
 
 RESYNC_INTERVAL = 300.0

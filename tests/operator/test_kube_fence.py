@@ -1,4 +1,4 @@
-"""A replica that lost the leader Lease writes nothing more (operator/kube.py's fence).
+"""A replica that lost the leader Lease writes nothing more (mamori_operator/api/kube.py's fence).
 
 The Kube points at a loopback port where nothing listens, so a request that is sent fails as
 "Unreachable"; a write refused by the fence fails as "NotLeader" before anything is sent.
@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import kubernetes.client
 import pytest
 
-from mamori.operator.kube import Kube, KubeError
-from mamori.operator.metrics import Metrics
+from mamori_operator.api.kube import Kube, KubeError
+from mamori_operator.metrics import Metrics
 
 
 def closed_loopback_port() -> int:

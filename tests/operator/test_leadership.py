@@ -1,4 +1,5 @@
-"""Leader election (operator/leadership.py) against the real API server, with an injected clock.
+"""Leader election (mamori_operator/api/leadership.py) against the real API server, with an
+injected clock.
 
 The Lease and its optimistic concurrency are the API server's, so these run on the session
 control plane (or, for a network fault, a private one behind a LoopbackProxy); the clock that
@@ -15,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from mamori.controlplane import LocalControlPlane
-from mamori.operator.kube import Kube, load_client_configuration
-from mamori.operator.leadership import LeaseElector, lease_path
-from mamori.operator.metrics import Metrics
+from mamori.kubeconfig import load_client_configuration
+from mamori_dev.controlplane import LocalControlPlane
+from mamori_operator.api.kube import Kube
+from mamori_operator.api.leadership import LeaseElector, lease_path
+from mamori_operator.metrics import Metrics
 from tests.helpers import wait_for
 from tests.integration.faults import LoopbackProxy
 

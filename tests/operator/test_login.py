@@ -10,8 +10,8 @@ import kubernetes
 import pytest
 from kubernetes.config.incluster_config import InClusterConfigLoader
 
-from mamori.localca import LocalCA
-from mamori.operator.lifecycle import connection_info
+from mamori_dev.localca import LocalCA
+from mamori_operator.handlers.lifecycle import connection_info
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.payload.signature"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mamori.operator.netpol_reconciler import (
+from mamori_operator.handlers.policies import policy_record
+from mamori_operator.network.reconciler import (
     POLICY_LABEL,
     desired_network_policies,
     matches,
@@ -13,8 +14,7 @@ from mamori.operator.netpol_reconciler import (
     policy_label,
     record_from_object,
 )
-from mamori.operator.policies import policy_record
-from mamori.operator.state import NamespaceRecord, PolicyRecord
+from mamori_operator.state.cluster import NamespaceRecord, PolicyRecord
 
 
 def csp(name: str, **spec: Any) -> PolicyRecord:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mamori.operator.pods import digest_from_image_id, is_finished, owner_of, pod_record
+from mamori_operator.state.pods import digest_from_image_id, is_finished, owner_of, pod_record
 
 DIGEST = "sha256:" + "c" * 64
 

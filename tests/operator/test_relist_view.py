@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mamori.operator.netpol_reconciler import (
+from mamori_operator.network.reconciler import (
     build_manifest,
     count_network_policies,
     record_from_object,
 )
-from mamori.operator.pods import pod_record
-from mamori.operator.records import policy_record
-from mamori.operator.state import ClusterState, Handled, ListedObjects, NamespaceRecord
+from mamori_operator.state.cluster import ClusterState, Handled, ListedObjects, NamespaceRecord
+from mamori_operator.state.pods import pod_record
+from mamori_operator.state.records import policy_record
 
 
 def csp(name: str, *, uid: str = "", generation: int = 1, **spec: Any) -> Any:

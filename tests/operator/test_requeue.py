@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mamori.operator.requeue import Requeue
+from mamori_operator.network.requeue import Requeue
 
 
 class Clock:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from mamori.operator.scan_cache import ScanCache
-from mamori.operator.scan_model import Outcome, ProviderAnswer
+from mamori_operator.scanning.cache import ScanCache
+from mamori_operator.scanning.model import Outcome, ProviderAnswer
 
 
 class Clock:

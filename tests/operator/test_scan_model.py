@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from mamori.operator.scan_model import (
+from mamori.policy.image_scan import Severity
+from mamori_operator.scanning.model import (
     Outcome,
     ProviderAnswer,
     ScanReport,
@@ -16,7 +17,6 @@ from mamori.operator.scan_model import (
     summarize_pod,
     top_findings,
 )
-from mamori.policy.image_scan import Severity
 
 DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64

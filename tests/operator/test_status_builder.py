@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mamori.operator.netpol_reconciler import NetworkPolicyCount
-from mamori.operator.policies import policy_record
-from mamori.operator.policy_status import PolicyFacts, build_status
-from mamori.operator.scanner import ProviderProblem
-from mamori.operator.state import ClusterState, NamespaceRecord, PodRecord, PolicyRecord
+from mamori_operator.handlers.policies import policy_record
+from mamori_operator.network.reconciler import NetworkPolicyCount
+from mamori_operator.scanning.scanner import ProviderProblem
+from mamori_operator.state.cluster import ClusterState, NamespaceRecord, PodRecord, PolicyRecord
+from mamori_operator.status.policy_status import PolicyFacts, build_status
 
 NOW = "2026-01-01T00:00:00Z"
 LATER = "2026-01-01T01:00:00Z"

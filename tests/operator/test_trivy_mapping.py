@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from mamori.operator.providers.base import ScanTarget
-from mamori.operator.providers.trivy_operator import (
+from mamori.policy.image_scan import Severity
+from mamori_operator.scanning.model import Outcome
+from mamori_operator.scanning.providers.base import ScanTarget
+from mamori_operator.scanning.providers.trivy_operator import (
     TrivyOperatorProvider,
     report_from_object,
     report_key,
 )
-from mamori.operator.scan_model import Outcome
-from mamori.operator.state import ClusterState
-from mamori.policy.image_scan import Severity
+from mamori_operator.state.cluster import ClusterState
 
 DIGEST = "sha256:" + "f" * 64
 

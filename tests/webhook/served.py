@@ -21,7 +21,7 @@ from typing import Any
 import requests
 import yaml
 
-from mamori.localca import KeyPair, LocalCA
+from mamori_dev.localca import KeyPair, LocalCA
 from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

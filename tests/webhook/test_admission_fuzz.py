@@ -26,10 +26,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mamori.policy import load_policies
-from mamori.webhook.app import create_app
-from mamori.webhook.metrics import AdmissionMetrics
-from mamori.webhook.policy_source import StaticPolicySource
-from mamori.webhook.settings import WebhookSettings
+from mamori_webhook.app import create_app
+from mamori_webhook.metrics import AdmissionMetrics
+from mamori_webhook.policy_source import StaticPolicySource
+from mamori_webhook.settings import WebhookSettings
 from tests.webhook.reviews import DIGEST, WORKLOAD_KINDS, policy_document, review, workload
 
 FUZZ = settings(

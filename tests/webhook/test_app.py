@@ -14,10 +14,10 @@ import pytest
 from flask.testing import FlaskClient
 
 from mamori.policy import Policy, load_policies
-from mamori.webhook.app import create_app
-from mamori.webhook.metrics import AdmissionMetrics
-from mamori.webhook.policy_source import PolicySet, StaticPolicySource
-from mamori.webhook.settings import WebhookSettings
+from mamori_webhook.app import create_app
+from mamori_webhook.metrics import AdmissionMetrics
+from mamori_webhook.policy_source import PolicySet, StaticPolicySource
+from mamori_webhook.settings import WebhookSettings
 from tests.webhook.reviews import (
     TRUSTED_IMAGE,
     UNTRUSTED_IMAGE,

@@ -18,7 +18,7 @@ from kubernetes.client.rest import ApiException
 
 from mamori.findings import Enforcement
 from mamori.policy import Policy
-from mamori.webhook.policy_source import ClusterPolicySource
+from mamori_webhook.policy_source import ClusterPolicySource
 from tests.helpers import wait_for
 from tests.webhook.cluster import TEST_LABEL, Scope, install_policy_crd, unique
 from tests.webhook.reviews import TRUSTED_IMAGE, UNTRUSTED_IMAGE, pod_spec

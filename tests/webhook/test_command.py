@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mamori.localca import LocalCA
+from mamori_dev.localca import LocalCA
 from tests.webhook.reviews import policy_document
 from tests.webhook.served import ROOT, write_policy
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mamori.webhook.http1 import (
+from mamori_webhook.http1 import (
     BadRequest,
     call_app,
     error_response,

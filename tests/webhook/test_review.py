@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mamori.findings import Decision, Enforcement, Violation
-from mamori.webhook.review import (
+from mamori_webhook.review import (
     MESSAGE_MAX_CHARS,
     WARNING_MAX_CHARS,
     WARNINGS_MAX_CHARS,

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mamori.localca import KeyPair, LocalCA
-from mamori.webhook.tls import CertificateError, CertificateReloader, build_context
+from mamori_dev.localca import KeyPair, LocalCA
+from mamori_webhook.tls import CertificateError, CertificateReloader, build_context
 
 NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 DAY = datetime.timedelta(days=1)
@@ -73,7 +73,7 @@ def test_half_written_pair_keeps_the_old_one_and_says_so_once(
     reloader.load()
     new = ca.issue_server("b")
     key.write_bytes(new.key_pem)  # the key arrives first
-    with caplog.at_level(logging.ERROR, logger="mamori.webhook.tls"):
+    with caplog.at_level(logging.ERROR, logger="mamori_webhook.tls"):
         for _ in range(3):
             context = reloader.context()
     assert reloader.current is not None and reloader.current.serial == serial(old)
@@ -162,7 +162,7 @@ def test_not_yet_valid_certificate_is_served_but_not_ready(
     cert, key = files
     pair_valid(NOW + DAY, NOW + 3 * DAY).write(certificate=cert, key=key)
     reloader = CertificateReloader(cert, key, clock=Clock(NOW))
-    with caplog.at_level(logging.INFO, logger="mamori.webhook.tls"):
+    with caplog.at_level(logging.INFO, logger="mamori_webhook.tls"):
         reloader.load()
     assert not reloader.ready
     [warning] = messages(caplog)
@@ -175,7 +175,7 @@ def test_expired_certificate_starts_with_a_warning_and_not_ready(
     cert, key = files
     pair_valid(NOW - 3 * DAY, NOW - DAY).write(certificate=cert, key=key)
     reloader = CertificateReloader(cert, key)  # the real clock: this one is expired today
-    with caplog.at_level(logging.INFO, logger="mamori.webhook.tls"):
+    with caplog.at_level(logging.INFO, logger="mamori_webhook.tls"):
         reloader.load()
     assert not reloader.ready
     [warning] = messages(caplog)
@@ -210,7 +210,7 @@ def test_invalid_replacement_keeps_the_valid_pair(
     reloader = CertificateReloader(cert, key)
     served = reloader.load().context
     pair_valid(NOW + window[0] * DAY, NOW + window[1] * DAY).write(certificate=cert, key=key)
-    with caplog.at_level(logging.WARNING, logger="mamori.webhook.tls"):
+    with caplog.at_level(logging.WARNING, logger="mamori_webhook.tls"):
         for _ in range(3):
             assert reloader.context() is served
     assert reloader.current is not None and reloader.current.serial == serial(good)
@@ -263,7 +263,7 @@ def test_encrypted_key_is_refused_with_a_clear_error(
     reloader = CertificateReloader(cert, key)
     served = reloader.load().context
     pair_valid(NOW - DAY, NOW + DAY, pass_phrase=b"secret").write(certificate=cert, key=key)
-    with caplog.at_level(logging.ERROR, logger="mamori.webhook.tls"):
+    with caplog.at_level(logging.ERROR, logger="mamori_webhook.tls"):
         assert reloader.context() is served
     assert "encrypted with a pass phrase" in caplog.text
 
@@ -274,7 +274,7 @@ def test_encrypted_key_never_prompts_on_a_terminal(files: tuple[Path, Path]) -> 
     pair_valid(NOW - DAY, NOW + DAY, pass_phrase=b"secret").write(certificate=cert, key=key)
     code = (
         "from pathlib import Path\n"
-        "from mamori.webhook.tls import CertificateError, build_context\n"
+        "from mamori_webhook.tls import CertificateError, build_context\n"
         "try:\n"
         f"    build_context(Path({str(cert)!r}), Path({str(key)!r}))\n"
         "except CertificateError as error:\n"

@@ -1,6 +1,6 @@
-"""The webhook's list-and-watch thread (webhook/watch.py): what it asks for, when it lists again,
-how long it backs off, and that it stops. Scripted list functions for the protocol; one test on a
-real API server (watch cache off) for 410 Gone after an etcd compaction.
+"""The webhook's list-and-watch thread (mamori_webhook/watch.py): what it asks for, when it lists
+again, how long it backs off, and that it stops. Scripted list functions for the protocol; one test
+on a real API server (watch cache off) for 410 Gone after an etcd compaction.
 
 Most tests keep the backoff waits real but tiny (``Backoff(initial=0.01, maximum=0.04)``) and
 read the delays it chose from its log; ``wait=`` injects a recorder where the delays are the point.
@@ -20,8 +20,8 @@ import kubernetes.client
 import kubernetes.config
 import pytest
 
-from mamori.controlplane import LocalControlPlane
-from mamori.webhook.watch import Backoff, Item, ListWatch
+from mamori_dev.controlplane import LocalControlPlane
+from mamori_webhook.watch import Backoff, Item, ListWatch
 from tests.cluster_fixtures import Kubectl
 from tests.helpers import wait_for
 
@@ -154,7 +154,7 @@ def retry_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
     return [
         float(record.args[2])  # type: ignore[index]
         for record in caplog.records
-        if record.name == "mamori.webhook.watch" and "retrying in" in record.msg
+        if record.name == "mamori_webhook.watch" and "retrying in" in record.msg
     ]
 
 
@@ -202,7 +202,7 @@ def test_a_bookmark_moves_the_version_without_an_event(
 def test_410_gone_lists_again_at_once_and_the_new_list_replaces_the_copy_whole(
     run: Callable[[Script], tuple[ListWatch, Copy]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="mamori.webhook.watch")
+    caplog.set_level(logging.INFO, logger="mamori_webhook.watch")
     script = Script(
         [
             answer(page([obj("a", "5"), obj("b", "6")], "10")),
@@ -246,7 +246,7 @@ def test_a_list_that_is_already_too_old_backs_off_instead_of_spinning() -> None:
 def test_failures_back_off_doubling_to_the_cap_and_reset_after_a_good_list(
     run: Callable[[Script], tuple[ListWatch, Copy]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="mamori.webhook.watch")
+    caplog.set_level(logging.WARNING, logger="mamori_webhook.watch")
     refused = ConnectionRefusedError("connection refused")
     script = Script(
         [
@@ -264,7 +264,7 @@ def test_failures_back_off_doubling_to_the_cap_and_reset_after_a_good_list(
 def test_a_watch_error_other_than_410_backs_off_and_lists_again(
     run: Callable[[Script], tuple[ListWatch, Copy]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="mamori.webhook.watch")
+    caplog.set_level(logging.WARNING, logger="mamori_webhook.watch")
     internal = {"kind": "Status", "code": 500, "message": "etcd event received with PrevKv=nil"}
     script = Script(
         [

@@ -19,19 +19,18 @@ import threading
 import time
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-sys.path.append(str(REPOSITORY))  # after the standard library: our operator/ never shadows it
-
-from mamori.controlplane import ControlPlaneError, process_exists  # noqa: E402
-from tests.chart.helm import Helm  # noqa: E402
-from tests.integration.cluster import (  # noqa: E402
+from mamori_dev.controlplane import ControlPlaneError, process_exists
+from tests.chart.helm import Helm
+from tests.integration.cluster import (
     WORK_DIR_PREFIX,
     ClusterError,
     LocalCluster,
     install_mamori,
     reap_abandoned_clusters,
 )
-from tests.integration.node_images import renamed_archive  # noqa: E402
+from tests.integration.node_images import renamed_archive
+
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 IMAGE_ARCHIVE = REPOSITORY / ".cache" / "image" / "mamori.oci.tar"
 IMAGE = "localhost/mamori:dev"
@@ -96,7 +95,7 @@ def down(parent: Path) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="tools/cluster/cluster.py", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.cluster.cluster", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("up", help="start the cluster with mamori; Ctrl-C stops it")
     start.add_argument(

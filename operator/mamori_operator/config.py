@@ -1,0 +1,91 @@
+"""The operator's settings: one typed object, from ``mamori operator`` flags and MAMORI_* variables.
+
+Everything the handlers need to know about their environment is here and reaches them through
+kopf's ``memo``; nothing below reads the environment on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from mamori.logs import FORMATS as LOG_FORMATS
+from mamori.settings import SettingsError, named, setting
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """How to reach the cluster and AWS, and how eagerly to refresh status."""
+
+    kubeconfig: Path | None = setting(
+        None, help="kubeconfig file; without it: in-cluster config, then $KUBECONFIG"
+    )
+    namespace: str = setting(
+        "mamori-system", help="namespace the operator runs in (its Lease lives there)"
+    )
+    identity: str | None = setting(
+        None, help="this replica's name in the Lease; default hostname and process id"
+    )
+    leader_election: bool = setting(
+        True, help="hold a Lease so that only one replica acts at a time"
+    )
+    lease_name: str = setting("mamori-operator", help="name of the leader-election Lease")
+    lease_seconds: float = setting(
+        15.0, help="how long a leader's Lease lasts without renewal before a standby takes over"
+    )
+    status_interval: float = setting(
+        2.0, help="seconds between policy status refreshes (written only when they change)"
+    )
+    resync_interval: float = setting(
+        300.0,
+        help="seconds between full resyncs (re-list the cluster, converge everything again)",
+    )
+    retry_base_delay: float = setting(
+        0.5, help="seconds before the first retry of a failed NetworkPolicy write (then doubled)"
+    )
+    retry_max_delay: float = setting(
+        60.0, help="longest wait between retries of a failed NetworkPolicy write"
+    )
+    watch_timeout: float = setting(
+        300.0, help="seconds a watch request lasts before it is renewed (bounds a stalled stream)"
+    )
+    workers: int = setting(8, help="threads that run handlers and API calls")
+    ecr_endpoint_url: str | None = setting(
+        None, help="ECR API endpoint override (VPC endpoint, or a local test server)"
+    )
+    aws_max_attempts: int = setting(
+        5, help="attempts per AWS call, with backoff on throttling (botocore standard retries)"
+    )
+    top_findings: int = setting(20, help="findings kept per ImageScan object, worst first")
+    offenders: int = setting(5, help="offending pods listed in a policy's status")
+    metrics_port: int = setting(
+        0, help="port for Prometheus metrics on all interfaces; 0 turns the endpoint off"
+    )
+    health_port: int = setting(
+        0, help="port for the /healthz liveness probe (standbys answer too); 0 turns it off"
+    )
+    log_format: str = setting("json", help="log format: json or text", metavar="FORMAT")
+    verbose: bool = setting(False, help="log debug messages")
+
+    def validate(self) -> None:
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"{named('log_format')}={self.log_format!r}: expected json or text")
+        for name in (
+            "lease_seconds",
+            "status_interval",
+            "resync_interval",
+            "retry_base_delay",
+            "retry_max_delay",
+            "watch_timeout",
+        ):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{named(name, with_env=False)} must be greater than 0")
+        if self.workers < 1:
+            raise SettingsError(f"{named('workers')} must be at least 1")
+        if self.kubeconfig is not None and not self.kubeconfig.is_file():
+            raise SettingsError(f"{named('kubeconfig')}={self.kubeconfig}: no such file")
+
+    def replica_identity(self) -> str:
+        return self.identity or f"{socket.gethostname()}-{os.getpid()}"

@@ -1,0 +1,92 @@
+"""Pod, ImageScan and VulnerabilityReport events: scan status on pods, kept current.
+
+A pod event refreshes that pod only. A new or changed report refreshes only the pods it is
+about: ImageScans by digest, VulnerabilityReports by owning workload and namespace. Reports are
+indexed, so by the time the first pod is looked at, every existing report is known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from mamori.policy import API_GROUP
+from mamori_operator.scanning.providers import trivy_operator
+from mamori_operator.scanning.scanner import IMAGESCAN_PLURAL, IMAGESCAN_VERSION
+from mamori_operator.services import Services
+from mamori_operator.state.pods import is_finished, pod_record
+from mamori_operator.state.records import image_scan_record
+
+
+# Index handlers only to hold pods back until every report is listed, and to fill ClusterState
+# meanwhile; they return None, so kopf's own index stays empty (see policies.py).
+@kopf.index(API_GROUP, IMAGESCAN_VERSION, IMAGESCAN_PLURAL)
+def image_scan_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    record = image_scan_record(dict(body))
+    if record is not None:
+        memo.services.state.set_image_scan(str(record.spec["digest"]), record)
+
+
+@kopf.index(trivy_operator.GROUP, trivy_operator.VERSION, trivy_operator.PLURAL)
+def vulnerability_report_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    services: Services = memo.services
+    key = trivy_operator.report_key(dict(body))
+    if key is not None:
+        report = trivy_operator.report_from_object(dict(body), top=services.config.top_findings)
+        services.state.set_vulnerability_report(key, report)
+
+
+@kopf.on.event("", "v1", "pods")
+def pod_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    services: Services = memo.services
+    services.handled.synced.set()
+    services.metrics.pod_events.inc()
+    services.handled.observe("pod", str(body.metadata.uid), event.get("type"))
+    namespace, name = str(body.metadata.namespace), str(body.metadata.name)
+    if event.get("type") == "DELETED" or is_finished(body):
+        services.state.remove_pod(namespace, name)
+        return
+    record = pod_record(dict(body))
+    if services.state.is_stale(record.key, record.resource_version):
+        return  # an echo from before our own latest write: nothing to learn
+    services.state.set_pod(record)
+    services.scanner.refresh_pod(record.key)
+
+
+@kopf.on.event(API_GROUP, IMAGESCAN_VERSION, IMAGESCAN_PLURAL)
+def image_scan_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    services: Services = memo.services
+    services.handled.synced.set()
+    services.handled.observe("imagescan", str(body.metadata.uid), event.get("type"))
+    record = image_scan_record(dict(body))
+    if record is None:
+        return
+    digest = str(record.spec["digest"])
+    if event.get("type") == "DELETED":
+        services.state.remove_image_scan(digest)
+    else:
+        services.state.set_image_scan(digest, record)
+        if record.managed:
+            return  # our own copy of another provider's answer: nothing new for pods
+    services.scanner.refresh_digests([digest])
+
+
+@kopf.on.event(trivy_operator.GROUP, trivy_operator.VERSION, trivy_operator.PLURAL)
+def vulnerability_report_event(
+    event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    services: Services = memo.services
+    services.handled.synced.set()
+    services.handled.observe("vulnerabilityreport", str(body.metadata.uid), event.get("type"))
+    key = trivy_operator.report_key(dict(body))
+    if key is None:
+        return
+    if event.get("type") == "DELETED":
+        services.state.set_vulnerability_report(key, None)
+    else:
+        report = trivy_operator.report_from_object(dict(body), top=services.config.top_findings)
+        services.state.set_vulnerability_report(key, report)
+    namespace, kind, name, _container = key
+    services.scanner.refresh_pods(services.state.pods_owned_by(namespace, kind, name))

@@ -1,0 +1,132 @@
+"""The operator's one background thread: status refresh, due rescans, periodic resync.
+
+Watch events do the urgent work in kopf's handlers; this loop does what is due by time: write
+policy statuses that changed (every ``status_interval``), look again at digests whose cached
+scan result expired, and resync: re-list the cluster from the API server, replacing the
+operator's view whole, then re-converge every namespace's NetworkPolicies and the pods whose
+inputs changed. A resync runs once per ``resync_interval`` and as soon as ``relist_wanted`` is
+set (kopf re-listed a resource, or the API server was unreachable): a missed DELETED event
+costs one pass, never correctness. A failed resync is retried on the next pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from mamori_operator.api.kube import KubeError
+from mamori_operator.network.reconciler import NetworkPolicyReconciler
+from mamori_operator.scanning.cache import ScanCache
+from mamori_operator.scanning.scanner import PodScanner
+from mamori_operator.state.cluster import ClusterState, RelistChanges
+from mamori_operator.state.relist import ClusterLister
+from mamori_operator.status.policy_status import StatusWriter
+
+logger = logging.getLogger(__name__)
+
+
+class Housekeeper:
+    def __init__(
+        self,
+        *,
+        state: ClusterState,
+        reconciler: NetworkPolicyReconciler,
+        scanner: PodScanner,
+        cache: ScanCache,
+        status: StatusWriter,
+        synced: threading.Event,
+        status_interval: float,
+        resync_interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        lister: ClusterLister | None = None,
+        relist_wanted: threading.Event | None = None,
+    ) -> None:
+        self.state = state
+        self.reconciler = reconciler
+        self.scanner = scanner
+        self.cache = cache
+        self.status = status
+        self.synced = synced
+        self.status_interval = status_interval
+        self.resync_interval = resync_interval
+        self.clock = clock
+        self.lister = lister
+        self.relist_wanted = relist_wanted or threading.Event()
+        self.resyncs = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.passes = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mamori-housekeeper", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        # Nothing is decided before kopf has listed what is there (see state.Handled).
+        while not self.synced.wait(0.1):
+            if self._stop.is_set():
+                return
+        next_resync = self.clock()  # first pass converges everything (resume after a restart)
+        while not self._stop.is_set():
+            if self.relist_wanted.is_set() or self.clock() >= next_resync:
+                self.relist_wanted.clear()
+                if self._guarded("resync", self.resync):
+                    next_resync = self.clock() + self.resync_interval
+                else:
+                    self.relist_wanted.set()  # the API is away: try again next pass
+            self._guarded("rescan", self.rescan_due)
+            self._guarded("status refresh", self.status.refresh)
+            self.passes += 1
+            self._stop.wait(self.status_interval)
+
+    def resync(self) -> None:
+        """Re-list the cluster (when a lister is wired), then converge everything against it.
+
+        When the API server cannot answer the re-list, nothing is converged against a view
+        that may be stale; ``relist_wanted`` stays set and the next pass tries again.
+        """
+        if self.lister is not None:
+            try:
+                changes = self.lister.relist()
+            except KubeError as error:
+                logger.warning("re-list failed, retrying next pass: %s", error)
+                self.relist_wanted.set()
+                return
+            self._follow(changes)
+        self.reconciler.reconcile_all()
+        self.resyncs += 1
+
+    def _follow(self, changes: RelistChanges) -> None:
+        """Drop what belonged to vanished namespaces; re-judge pods whose scan inputs changed."""
+        for namespace in changes.namespaces:
+            if self.state.namespace(namespace) is None:
+                self.reconciler.forget_namespace(namespace)  # its errors and pending retries
+        if changes.policies or changes.namespaces:
+            self.scanner.refresh_pods(pod.key for pod in self.state.all_pods())
+            return
+        keys = set(changes.pods)
+        for digest in changes.image_scans:
+            keys.update(self.state.pods_using(digest))
+        self.scanner.refresh_pods(sorted(keys))
+
+    def rescan_due(self) -> None:
+        in_use = self.state.digests_in_use()
+        self.cache.prune(in_use)
+        due = self.cache.take_expired()
+        if due:
+            self.scanner.refresh_digests(sorted(due))
+
+    def _guarded(self, what: str, action: Callable[[], object]) -> bool:
+        try:
+            action()
+        except Exception:  # keep the loop alive; the next pass retries
+            logger.exception("%s failed", what)
+            return False
+        return True

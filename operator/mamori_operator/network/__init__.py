@@ -1,0 +1,1 @@
+"""NetworkPolicies: what each namespace should have, from the policies that select it."""

@@ -1,0 +1,1 @@
+"""Image scans: providers answer per digest, the scanner annotates pods and records ImageScans."""

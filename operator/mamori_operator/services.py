@@ -1,0 +1,129 @@
+"""The operator's services, wired once per run from :class:`OperatorConfig` and kept on ``memo``.
+
+Handlers reach everything through ``memo.services``; nothing is global, so two operators (or a
+restarted one) never share state.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from mamori.kubeconfig import load_client_configuration
+from mamori_operator.api.events import EventRecorder
+from mamori_operator.api.kube import Kube
+from mamori_operator.config import OperatorConfig
+from mamori_operator.housekeeper import Housekeeper
+from mamori_operator.metrics import Metrics
+from mamori_operator.network.reconciler import NetworkPolicyReconciler
+from mamori_operator.scanning.cache import ScanCache
+from mamori_operator.scanning.providers import build_providers
+from mamori_operator.scanning.providers.base import ProviderWiring
+from mamori_operator.scanning.scanner import PodScanner, ProviderHealth
+from mamori_operator.state.cluster import ClusterState, Handled
+from mamori_operator.state.relist import ClusterLister
+from mamori_operator.status.audit import Auditor
+from mamori_operator.status.policy_status import StatusWriter
+
+
+@dataclass
+class Services:
+    config: OperatorConfig
+    metrics: Metrics
+    kube: Kube
+    state: ClusterState
+    handled: Handled
+    events: EventRecorder
+    reconciler: NetworkPolicyReconciler
+    scanner: PodScanner
+    cache: ScanCache
+    health: ProviderHealth
+    auditor: Auditor
+    status: StatusWriter
+    housekeeper: Housekeeper
+
+    @classmethod
+    def build(
+        cls,
+        config: OperatorConfig,
+        *,
+        metrics: Metrics | None = None,
+        fence: threading.Event | None = None,
+    ) -> Services:
+        metrics = metrics or Metrics()
+        handled = Handled()
+        kube = Kube(
+            load_client_configuration(config.kubeconfig),
+            metrics=metrics,
+            pool=config.workers + 4,
+            on_unreachable=handled.relist_wanted.set,
+            fence=fence,
+        )
+        state = ClusterState()
+        events = EventRecorder(kube, instance=config.replica_identity())
+        reconciler = NetworkPolicyReconciler(
+            state=state,
+            kube=kube,
+            events=events,
+            metrics=metrics,
+            retry_base=config.retry_base_delay,
+            retry_limit=config.retry_max_delay,
+        )
+        cache = ScanCache()
+        health = ProviderHealth()
+        wired = build_providers(ProviderWiring(config=config, state=state))
+        scanner = PodScanner(
+            state=state,
+            kube=kube,
+            events=events,
+            metrics=metrics,
+            providers=wired.providers,
+            cached_providers=wired.cached,
+            cache=cache,
+            health=health,
+        )
+        auditor = Auditor(state)
+        status = StatusWriter(
+            state=state,
+            kube=kube,
+            reconciler=reconciler,
+            auditor=auditor,
+            health=health,
+            offenders=config.offenders,
+        )
+        housekeeper = Housekeeper(
+            state=state,
+            reconciler=reconciler,
+            scanner=scanner,
+            cache=cache,
+            status=status,
+            synced=handled.synced,
+            status_interval=config.status_interval,
+            resync_interval=config.resync_interval,
+            lister=ClusterLister(kube=kube, state=state),
+            relist_wanted=handled.relist_wanted,
+        )
+        return cls(
+            config=config,
+            metrics=metrics,
+            kube=kube,
+            state=state,
+            handled=handled,
+            events=events,
+            reconciler=reconciler,
+            scanner=scanner,
+            cache=cache,
+            health=health,
+            auditor=auditor,
+            status=status,
+            housekeeper=housekeeper,
+        )
+
+    def start(self) -> None:
+        self.reconciler.retries.start()
+        self.housekeeper.start()
+
+    def close(self) -> None:
+        self.housekeeper.stop()
+        self.reconciler.retries.stop()
+        self.kube.close()

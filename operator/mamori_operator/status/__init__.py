@@ -1,0 +1,1 @@
+"""What admins read: ClusterSecurityPolicy status, and the background audit that feeds it."""

@@ -1,1 +1,0 @@
-"""Scan-result sources: ECR, Trivy Operator VulnerabilityReports, pipeline ImageScans."""

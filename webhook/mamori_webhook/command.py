@@ -1,0 +1,97 @@
+"""``mamori webhook``: flags and MAMORI_* environment → :class:`WebhookSettings` → the server.
+
+Everything that can be wrong with the configuration is found here, before a worker starts: the
+settings, the certificate pair, the policy file or the way to reach the cluster. Each failure is
+one line on stderr that says what to set, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from mamori.kubeconfig import load_client_configuration
+from mamori.logs import configure_logging
+from mamori.settings import SettingsError, load_settings
+from mamori.settings import add_arguments as add_settings_arguments
+from mamori_webhook.settings import WebhookSettings
+
+if TYPE_CHECKING:
+    from mamori_webhook.policy_source import PolicySource
+
+EXIT_USAGE = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Serve the admission webhook (POST /validate, GET /healthz, /readyz, /metrics) over "
+        "TLS. With --policy it enforces that file; without, the ClusterSecurityPolicies in the "
+        "cluster. Every flag can also be set as MAMORI_<FLAG>."
+    )
+    add_settings_arguments(parser, WebhookSettings)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(WebhookSettings, args, os.environ)
+    except SettingsError as error:
+        return usage_error(str(error))
+    configure_logging(log_format=settings.log_format, verbose=settings.verbose)
+    from mamori_webhook.server import serve
+    from mamori_webhook.tls import CertificateError, CertificateReloader
+
+    certificates = CertificateReloader(settings.tls_cert, settings.tls_key)
+    try:
+        certificates.load()
+        factory = policy_source_factory(settings, os.environ)
+    except CertificateError as error:
+        return usage_error(f"--tls-cert/--tls-key: {error}")
+    except StartupError as error:
+        return usage_error(str(error))
+    return serve(settings, certificates=certificates, policy_source_factory=factory)
+
+
+class StartupError(Exception):
+    """A configuration that cannot serve; the message says what to set."""
+
+
+def policy_source_factory(
+    settings: WebhookSettings, environ: Mapping[str, str]
+) -> Callable[[], PolicySource]:
+    """Check the policy source now; return how each worker builds its own."""
+    from mamori.policy import PolicyError
+    from mamori_webhook.policy_source import ClusterPolicySource, StaticPolicySource
+
+    if settings.policy is not None:
+        try:
+            static = StaticPolicySource.from_file(settings.policy)
+        except (PolicyError, OSError) as error:
+            raise StartupError(f"--policy {settings.policy}: {error}") from None
+        return functools.partial(_same, static)
+    try:
+        configuration = load_client_configuration(settings.kubeconfig, environ)
+    except Exception as error:
+        raise StartupError(
+            "no policy source: pass --policy FILE, run in a cluster (service account), "
+            f"or set --kubeconfig (MAMORI_KUBECONFIG) or KUBECONFIG ({error})"
+        ) from None
+
+    def cluster_source() -> ClusterPolicySource:
+        import kubernetes.client
+
+        return ClusterPolicySource(kubernetes.client.ApiClient(configuration))
+
+    return cluster_source
+
+
+def _same(source: PolicySource) -> PolicySource:
+    return source
+
+
+def usage_error(message: str) -> int:
+    print(f"mamori webhook: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
