@@ -49,4 +49,4 @@ install_built "${staging}" "${out}" "${binaries[@]}"
 echo "${stamp}" >"${stamp_file}"
 print_elapsed controlplane "${started}"
 "${out}/kube-apiserver" --version
-"${out}/etcd" --version | head -n1
+"${out}/etcd" --version | sed -n 1p  # not head: etcd could get SIGPIPE (exit 141)

@@ -74,4 +74,4 @@ echo "${stamp}" >"${out}/.stamp"
 print_elapsed node "${started}"
 "${out}/kubelet" --version
 "${out}/containerd" --version
-runc --version | head -n1
+runc --version | sed -n 1p  # sed reads it all: head could leave runc a SIGPIPE (exit 141)
