@@ -79,9 +79,10 @@ def test_gunicorn_and_webhook_lines_are_json_with_the_same_fields() -> None:
 
 
 def test_denial_log_names_policies_object_and_rules(caplog: pytest.LogCaptureFixture) -> None:
+    trusted = TRUSTED_IMAGE.rpartition("/")[0]  # the registry and path of the trusted image
     documents: list[dict[str, Any]] = [
-        policy_document("prod", trustedRegistries=["ghcr.io/acme"]),
-        policy_document("baseline", trustedRegistries=["ghcr.io/acme"]),
+        policy_document("prod", trustedRegistries=[trusted]),
+        policy_document("baseline", trustedRegistries=[trusted]),
     ]
     settings = WebhookSettings(tls_cert=Path("unused.crt"), tls_key=Path("unused.key"))
     app = create_app(
