@@ -5,6 +5,10 @@ Audit findings included), 1 when at least one is denied, 2 for a usage or input 
 
 Results stream: each object is judged and written as it is read, and only counts are kept, so
 memory stays flat however many documents a pipeline feeds in.
+
+Dockerfiles (``Dockerfile``, ``Containerfile``, ``*.Dockerfile``, ``Dockerfile.*``) are judged
+by the same policies (``mamori.dockerfile``), imported only when one is found, and reported in
+the same shape (``kind: Dockerfile``, a ``line`` for each finding).
 """
 
 from __future__ import annotations
@@ -12,12 +16,22 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mamori.engine import evaluate
 from mamori.findings import Decision
-from mamori.manifests import Document, InputError, ReadLimits, expand_paths, read_documents
+from mamori.manifests import (
+    Document,
+    InputError,
+    ReadLimits,
+    expand_paths,
+    is_dockerfile,
+    read_documents,
+)
 from mamori.policy.model import Policy
+
+if TYPE_CHECKING:  # loaded only when a Dockerfile is found
+    from mamori.dockerfile.judge import DockerfileOptions
 
 EXIT_ALLOWED = 0
 EXIT_DENIED = 1
@@ -31,6 +45,8 @@ class Result:
     namespace: str
     name: str
     decision: Decision
+    lines: tuple[int, ...] = ()
+    """For a Dockerfile: the line of each violation, then of each piece of advice."""
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -46,7 +62,15 @@ class Result:
             result["item"] = self.document.item
         if self.decision.advice:
             result["advice"] = [v.to_dict() for v in self.decision.advice]
+        if self.lines:
+            findings = [*result["violations"], *result.get("advice", ())]
+            for finding, line in zip(findings, self.lines, strict=True):
+                finding["line"] = line
         return result
+
+    def line_of(self, position: int) -> int | None:
+        """The line of the ``position``-th finding (violations, then advice), when known."""
+        return self.lines[position] if position < len(self.lines) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +80,15 @@ class Skipped:
     document: Document
 
 
-Outcome = Result | Skipped | InputError
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something the text report mentions that is neither a result nor an error (a linter
+    that is not installed)."""
+
+    message: str
+
+
+Outcome = Result | Skipped | InputError | Note
 
 
 @dataclass(slots=True)
@@ -74,7 +106,7 @@ class Tally:
             self.denied += 0 if outcome.decision.allowed else 1
         elif isinstance(outcome, Skipped):
             self.skipped += 1
-        else:
+        elif isinstance(outcome, InputError):
             self.errors += 1
 
     @property
@@ -101,11 +133,32 @@ def judge(
     *,
     default_namespace: str = "default",
     limits: ReadLimits | None = None,
+    dockerfile_options: DockerfileOptions | None = None,
 ) -> Iterator[Outcome]:
-    """Judge every object found under ``paths``, one at a time, in reading order."""
+    """Judge every object found under ``paths``, one at a time, in reading order.
+
+    ``dockerfile_options`` default to :meth:`DockerfileOptions.discover` (hadolint if installed),
+    looked up at the first Dockerfile.
+    """
+    options = dockerfile_options
+    noted = False
     for source in expand_paths(list(paths)):
         if isinstance(source, InputError):
             yield source
+            continue
+        if is_dockerfile(source):
+            if options is None:
+                from mamori.dockerfile.judge import DockerfileOptions
+
+                options = DockerfileOptions.discover()
+            if options.hadolint is None and not noted:
+                from mamori.dockerfile.hadolint import MISSING_NOTE
+
+                noted = True
+                yield Note(MISSING_NOTE)
+            yield from judge_dockerfile(
+                source, policies, default_namespace=default_namespace, options=options
+            )
             continue
         for document in read_documents(source, limits=limits):
             if isinstance(document, InputError):
@@ -129,6 +182,32 @@ def judge_document(
         namespace=str(namespace),
         name=str(metadata.get("name") or metadata.get("generateName") or ""),
         decision=decision,
+    )
+
+
+def judge_dockerfile(
+    path: str,
+    policies: Sequence[Policy],
+    *,
+    default_namespace: str,
+    options: DockerfileOptions,
+) -> Iterator[Result | Note | InputError]:
+    """One Dockerfile's result, as if its image ran in ``default_namespace``."""
+    from mamori.dockerfile.judge import judge_dockerfile as judge_file
+
+    verdict = judge_file(path, policies, namespace=default_namespace, options=options)
+    if isinstance(verdict, InputError):
+        yield verdict
+        return
+    for note in verdict.notes:
+        yield Note(note)
+    yield Result(
+        document=Document(verdict.source, 0, verdict.line, {}),
+        kind="Dockerfile",
+        namespace=default_namespace,
+        name=verdict.name,
+        decision=verdict.decision,
+        lines=verdict.lines,
     )
 
 
@@ -169,6 +248,8 @@ def write_text(outcomes: Iterable[Outcome], stream: TextIO, *, on_error: ErrorSi
             on_error(outcome)
         elif isinstance(outcome, Result):
             write_result_text(outcome, stream)
+        elif isinstance(outcome, Note):
+            stream.write(f"note: {outcome.message}\n")
     summary = tally.summary()
     stream.write(
         f"{summary['workloads']} workloads: {summary['allowed']} allowed, "
@@ -184,11 +265,16 @@ def write_result_text(result: Result, stream: TextIO) -> None:
     verdict = "DENIED" if not decision.allowed else "allowed"
     where = f"{result.document.source}:{result.document.line}"
     stream.write(f"{where} {result.kind} {result.namespace}/{result.name}: {verdict}\n")
-    for violation in decision.violations:
+    for position, violation in enumerate(decision.violations):
         mark = "✗" if violation.enforcement.value == "Enforce" else "!"
         stream.write(
-            f"  {mark} {violation.render()}  (policy {violation.policy}, "
+            f"  {mark} {_at(result, position)}{violation.render()}  (policy {violation.policy}, "
             f"{violation.enforcement.value})\n"
         )
-    for hint in decision.advice:
-        stream.write(f"  i {hint.render()}\n")
+    for position, hint in enumerate(decision.advice, start=len(decision.violations)):
+        stream.write(f"  i {_at(result, position)}{hint.render()}\n")
+
+
+def _at(result: Result, position: int) -> str:
+    line = result.line_of(position)
+    return "" if line is None else f"line {line}: "

@@ -54,6 +54,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     check.add_argument(
         "--namespace", default="default", help="namespace for manifests that name none"
     )
+    check.add_argument(
+        "--ecr",
+        action="store_true",
+        help="judge ECR repositories' settings instead of files (mamori check --ecr --help)",
+    )
     for name, (module, text) in DELEGATED.items():
         sub = commands.add_parser(name, help=text)
         sub.set_defaults(delegate=module)
@@ -73,8 +78,14 @@ def _delegate_arguments(module_name: str, parser: argparse.ArgumentParser) -> No
         add_arguments(parser)
 
 
+# `mamori check --ecr`: ECR repositories' settings instead of files (the operator's AWS side).
+ECR_CHECK = "mamori_operator.registry.command"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if "check" in arguments and "--ecr" in arguments[arguments.index("check") + 1 :]:
+        return command_check_ecr(arguments)
     command = next((a for a in arguments if not a.startswith("-")), None)
     parser = build_parser(command)
     try:
@@ -96,6 +107,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_ERROR
         return int(module.run(args))
     return command_check(args)
+
+
+def command_check_ecr(arguments: list[str]) -> int:
+    """Judge ECR repositories (tag immutability, scanning, encryption, lifecycle, access)."""
+    try:
+        module = importlib.import_module(ECR_CHECK)  # by name: the core never imports the operator
+    except ModuleNotFoundError as error:
+        if error.name is None or not ECR_CHECK.startswith(error.name):
+            raise
+        print(
+            "mamori: error: `mamori check --ecr` is not part of this installation", file=sys.stderr
+        )
+        return EXIT_ERROR
+    rest = arguments[arguments.index("check") + 1 :]
+    rest.remove("--ecr")
+    parser = ArgumentParser(prog="mamori check --ecr", description=module.DESCRIPTION)
+    module.add_arguments(parser)
+    try:
+        args = parser.parse_args(rest)
+    except UsageError as error:
+        print(f"mamori: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    return int(module.run_ecr_check(args))
 
 
 def command_check(args: argparse.Namespace) -> int:

@@ -37,6 +37,11 @@ if TYPE_CHECKING:
     from yaml.nodes import Node
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+# Dockerfiles `mamori check` judges too: Dockerfile, Containerfile, Dockerfile.<x>,
+# <x>.Dockerfile (a manifest suffix wins: Dockerfile.yaml is YAML). Not Dockerfile.dockerignore,
+# BuildKit's per-Dockerfile ignore file.
+DOCKERFILE_NAMES = ("Dockerfile", "Containerfile")
+NOT_DOCKERFILE_SUFFIXES = (*MANIFEST_SUFFIXES, ".dockerignore")
 STDIN = "-"
 
 SEPARATOR = b"---"
@@ -101,8 +106,22 @@ def display_name(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def is_dockerfile(path: str) -> bool:
+    """Whether ``path`` is named like a Dockerfile (see ``DOCKERFILE_NAMES``)."""
+    name = Path(path).name
+    if name.endswith(NOT_DOCKERFILE_SUFFIXES):
+        return False
+    return any(
+        name == base
+        or name.startswith(f"{base}.")
+        or name.endswith((f".{base}", f".{base.lower()}"))
+        for base in DOCKERFILE_NAMES
+    )
+
+
 def expand_paths(paths: list[str]) -> Iterator[str | InputError]:
-    """Yield manifest file names in a stable order; directories are walked recursively."""
+    """Yield manifest and Dockerfile names in a stable order; directories are walked
+    recursively."""
     for raw in paths:
         if raw == STDIN:
             yield STDIN
@@ -110,11 +129,14 @@ def expand_paths(paths: list[str]) -> Iterator[str | InputError]:
         path = Path(raw)
         if path.is_dir():
             found = sorted(
-                str(p) for p in path.rglob("*") if p.suffix in MANIFEST_SUFFIXES and p.is_file()
+                str(p)
+                for p in path.rglob("*")
+                if (p.suffix in MANIFEST_SUFFIXES or is_dockerfile(p.name)) and p.is_file()
             )
             if not found:
                 yield InputError(
-                    display_name(raw), "directory has no *.yaml, *.yml or *.json files"
+                    display_name(raw),
+                    "directory has no *.yaml, *.yml or *.json files or Dockerfiles",
                 )
             yield from found
         elif path.is_file():

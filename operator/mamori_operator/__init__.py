@@ -7,6 +7,7 @@ One folder per question (docs/architecture.md draws them):
 - ``scanning/``: what the scanners say about a pod's images (``scanning/providers`` registers
   the sources), and the annotations and ImageScans that carry it.
 - ``certificates/``: the webhook's serving certificate and CA, and the caBundle.
+- ``registry/``: how the registries the cluster pulls from are set up (``mamori check --ecr``).
 - ``status/``: what ``kubectl get clustersecuritypolicies`` shows, and the background audit.
 - ``state/``: what the operator knows about the cluster, kept current by watch events.
 - ``api/``: talking to the API server (client, Events, the leader Lease).
