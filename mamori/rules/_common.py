@@ -9,12 +9,14 @@ allowed value", and rules report the latter as a violation (fail closed).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from mamori.findings import Finding, render_value
 from mamori.podspec import PodContext
 from mamori.podspec import Scope as Scope  # re-exported: the rules import it from here
+from mamori.rules.registry import RuleSettings
 
 MAX_SHOWN = 80
 MAX_UID = 2**31 - 1
@@ -103,3 +105,21 @@ def disallowed_profile(
         message=f"{scope.label} must not set securityContext.{key}.type to "
         f"{show(profile_type)}; {fix}",
     )
+
+
+USER_NAMESPACES_EXEMPT = 35
+"""From Kubernetes 1.35 (pod-security-admission) a pod in its own user namespace
+(``spec.hostUsers: false``) is exempt from the run-as-root rules: UID 0 in the pod maps to an
+unprivileged user on the node."""
+
+
+@dataclass(frozen=True)
+class every_pod:
+    """The variant before :data:`USER_NAMESPACES_EXEMPT`: a user namespace is no exception.
+
+    A class rather than a closure, so that a compiled policy still pickles."""
+
+    judge: Callable[[PodContext], list[Finding]]
+
+    def __call__(self, pod: PodContext, settings: RuleSettings) -> list[Finding]:
+        return self.judge(pod)

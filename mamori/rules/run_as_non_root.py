@@ -19,26 +19,15 @@ from __future__ import annotations
 
 from mamori.findings import Finding
 from mamori.podspec import PodContext
-from mamori.rules._common import MAX_UID, Scope, is_uid, show
-from mamori.rules.registry import Level, RuleSettings, rule
-
-
-def _check_1_0(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    """Before 1.35: a user namespace is no exception."""
-    return _judge(pod)
-
-
-@rule(
-    rule_id="run-as-non-root",
-    level=Level.RESTRICTED,
-    summary="runAsNonRoot: true on the pod or every container",
-    since=35,
-    older={0: _check_1_0},
+from mamori.rules._common import (
+    MAX_UID,
+    USER_NAMESPACES_EXEMPT,
+    Scope,
+    every_pod,
+    is_uid,
+    show,
 )
-def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    if pod.user_namespace:
-        return []
-    return _judge(pod)
+from mamori.rules.registry import Level, RuleSettings, rule
 
 
 def _judge(pod: PodContext) -> list[Finding]:
@@ -93,3 +82,14 @@ def _advice(scope: Scope) -> Finding:
         "declare a numeric non-root USER (e.g. USER 10001), or the kubelet refuses to start it; "
         "or set securityContext.runAsUser to a non-zero UID",
     )
+
+
+@rule(
+    rule_id="run-as-non-root",
+    level=Level.RESTRICTED,
+    summary="runAsNonRoot: true on the pod or every container",
+    since=USER_NAMESPACES_EXEMPT,
+    older={0: every_pod(_judge)},
+)
+def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    return [] if pod.user_namespace else _judge(pod)

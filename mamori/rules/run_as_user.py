@@ -14,28 +14,16 @@ from __future__ import annotations
 
 from mamori.findings import Finding
 from mamori.podspec import PodContext
-from mamori.rules._common import MAX_UID, is_uid, show
+from mamori.rules._common import (
+    MAX_UID,
+    USER_NAMESPACES_EXEMPT,
+    every_pod,
+    is_uid,
+    show,
+)
 from mamori.rules.registry import Level, RuleSettings, rule
 
 ROOT = 0
-
-
-def _check_1_23(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    """1.23 to 1.34: a user namespace is no exception."""
-    return _judge(pod)
-
-
-@rule(
-    rule_id="run-as-user",
-    level=Level.RESTRICTED,
-    summary="runAsUser is never 0",
-    since=35,
-    older={23: _check_1_23},
-)
-def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    if pod.user_namespace:
-        return []
-    return _judge(pod)
 
 
 def _judge(pod: PodContext) -> list[Finding]:
@@ -58,3 +46,14 @@ def _judge(pod: PodContext) -> list[Finding]:
             )
         )
     return findings
+
+
+@rule(
+    rule_id="run-as-user",
+    level=Level.RESTRICTED,
+    summary="runAsUser is never 0",
+    since=USER_NAMESPACES_EXEMPT,
+    older={23: every_pod(_judge)},
+)
+def check(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    return [] if pod.user_namespace else _judge(pod)

@@ -13,6 +13,7 @@ the rule IDs), and the object's absence afterwards.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import uuid
@@ -236,16 +237,17 @@ def webhook_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("admission")
 
 
-@pytest.fixture(scope="module")
-def enforcing(kubectl: Kubectl, webhook_directory: Path) -> Iterator[str]:
-    """An Enforce policy behind the webhook; yields the label value that opts a namespace in."""
+@contextlib.contextmanager
+def policy_behind_a_webhook(kubectl: Kubectl, directory: Path, enforcement: str) -> Iterator[str]:
+    """One webhook process judging one policy; yields the label value that opts a namespace in."""
+    kind = enforcement.lower()
     with running_webhook(
-        policies=[policy("admission-enforce", enforcement="Enforce")],
-        directory=webhook_directory / "enforce",
+        policies=[policy(f"admission-{kind}", enforcement=enforcement)],
+        directory=directory / kind,
     ) as webhook:
-        value = f"{RUN}-enforce"
+        value = f"{RUN}-{kind}"
         config = webhook_configuration(
-            name=f"mamori-enforce-{RUN}", webhook=webhook, selector_value=value
+            name=f"mamori-{kind}-{RUN}", webhook=webhook, selector_value=value
         )
         with registered(kubectl, config):
             yield value
@@ -253,18 +255,17 @@ def enforcing(kubectl: Kubectl, webhook_directory: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def enforcing(kubectl: Kubectl, webhook_directory: Path) -> Iterator[str]:
+    """An Enforce policy behind the webhook; yields the label value that opts a namespace in."""
+    with policy_behind_a_webhook(kubectl, webhook_directory, "Enforce") as value:
+        yield value
+
+
+@pytest.fixture(scope="module")
 def warning(kubectl: Kubectl, webhook_directory: Path) -> Iterator[str]:
     """A Warn policy behind a second webhook process; yields its namespace label value."""
-    with running_webhook(
-        policies=[policy("admission-warn", enforcement="Warn")],
-        directory=webhook_directory / "warn",
-    ) as webhook:
-        value = f"{RUN}-warn"
-        config = webhook_configuration(
-            name=f"mamori-warn-{RUN}", webhook=webhook, selector_value=value
-        )
-        with registered(kubectl, config):
-            yield value
+    with policy_behind_a_webhook(kubectl, webhook_directory, "Warn") as value:
+        yield value
 
 
 @pytest.fixture

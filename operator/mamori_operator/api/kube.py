@@ -188,14 +188,7 @@ class Kube:
         resource: str,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> dict[str, Any]:
-        return self.request(
-            "POST",
-            path,
-            resource=resource,
-            body=dict(body),
-            query=[("fieldManager", FIELD_MANAGER)],
-            timeout=timeout,
-        )
+        return self._write("POST", path, body, resource=resource, timeout=timeout)
 
     def replace(
         self,
@@ -205,8 +198,14 @@ class Kube:
         resource: str,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> dict[str, Any]:
+        return self._write("PUT", path, body, resource=resource, timeout=timeout)
+
+    def _write(
+        self, method: str, path: str, body: Mapping[str, Any], *, resource: str, timeout: float
+    ) -> dict[str, Any]:
+        """A create or replace, under our field manager (``kubectl get --show-managed-fields``)."""
         return self.request(
-            "PUT",
+            method,
             path,
             resource=resource,
             body=dict(body),

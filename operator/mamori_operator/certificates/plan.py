@@ -127,7 +127,7 @@ class Authority(ServingPair):
             .not_valid_before(now - BACKDATE)
             .not_valid_after(now + validity)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_key_usage(ca=True), critical=True)
+            .add_extension(key_usage(ca=True), critical=True)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
             )
@@ -154,14 +154,14 @@ class Authority(ServingPair):
             .not_valid_before(now - BACKDATE)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(ca=False), critical=True)
+            .add_extension(key_usage(ca=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
                 critical=False,
             )
             .add_extension(
-                x509.SubjectAlternativeName([_general_name(host) for host in hosts]),
+                x509.SubjectAlternativeName([general_name(host) for host in hosts]),
                 critical=False,
             )
             .sign(self.key, hashes.SHA256())
@@ -385,7 +385,8 @@ def _is_ca(certificate: x509.Certificate) -> bool:
         return False
 
 
-def _key_usage(*, ca: bool) -> x509.KeyUsage:
+def key_usage(*, ca: bool) -> x509.KeyUsage:
+    """Signing only; a CA also signs certificates and CRLs."""
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
@@ -399,7 +400,8 @@ def _key_usage(*, ca: bool) -> x509.KeyUsage:
     )
 
 
-def _general_name(host: str) -> x509.GeneralName:
+def general_name(host: str) -> x509.GeneralName:
+    """A SAN entry: an IP literal as an IP address, anything else as a DNS name."""
     try:
         return x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
