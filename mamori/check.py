@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from mamori.engine import evaluate
+from mamori.engine import evaluate, uses_scans
 from mamori.findings import Decision
 from mamori.manifests import (
     Document,
@@ -78,6 +78,12 @@ class Skipped:
     """An object of a kind that runs no pods."""
 
     document: Document
+
+
+UNSCANNED_NOTE = (
+    "image-vulnerabilities was not checked: mamori check has no scan results (the webhook "
+    "judges images by the cluster's ImageScans)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +148,8 @@ def judge(
     """
     options = dockerfile_options
     noted = False
+    if uses_scans(policies):
+        yield Note(UNSCANNED_NOTE)
     for source in expand_paths(list(paths)):
         if isinstance(source, InputError):
             yield source

@@ -8,6 +8,12 @@ policy is built (its :class:`~mamori.rules.plan.RulePlan`: which rules run, with
 settings), the work that depends only on the pod is done once per pod
 (:class:`~mamori.podspec.PodContext`: containers, scopes, parsed images), and the loop here
 only calls the planned checks and attributes what they find.
+
+Rules that judge image scan results (``image-vulnerabilities``) need the scans as input: the
+caller passes a :class:`~mamori.scans.ScanLookup` (the webhook its watched index), or none
+(``mamori check`` offline), and then those rules are not run; :func:`uses_scans` tells a caller
+whether that left something unjudged. A policy without ``spec.vulnerabilities`` plans no such
+rule, so its pods pay nothing for them.
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mamori.findings import Decision, Violation
+from mamori.findings import Decision, Enforcement, Finding, Violation
 from mamori.podspec import PodContext
 from mamori.policy.model import Policy
 from mamori.rules import Rule, RuleSettings
 from mamori.rules.plan import RulePlan
+from mamori.scans import ScanLookup
 from mamori.workloads import extract_workload
 
 
@@ -29,11 +36,13 @@ def evaluate(
     *,
     namespace: str | None = None,
     namespace_labels: Mapping[str, str] | None = None,
+    scans: ScanLookup | None = None,
 ) -> Decision | None:
     """Judge a workload object; None when it is not a kind that runs pods.
 
     ``namespace`` overrides the object's own (the admission request knows it even when the
-    manifest omits it).
+    manifest omits it). ``scans``: where image scan results come from; None skips the rules
+    that need them.
     """
     workload = extract_workload(resource)
     if workload is None:
@@ -43,6 +52,7 @@ def evaluate(
         policies,
         namespace=namespace if namespace is not None else workload.namespace,
         namespace_labels=namespace_labels,
+        scans=scans,
     )
 
 
@@ -52,6 +62,7 @@ def evaluate_pod(
     *,
     namespace: str | None = None,
     namespace_labels: Mapping[str, str] | None = None,
+    scans: ScanLookup | None = None,
 ) -> Decision:
     """Judge one pod spec against every policy that selects its namespace."""
     violations: list[Violation] = []
@@ -65,20 +76,42 @@ def evaluate_pod(
         settings = plan.settings
         for rule_id, check in plan.checks:
             findings = check(pod, settings)
-            if not findings:
-                continue
-            for finding in findings:
-                violation = Violation(
-                    rule=rule_id,
-                    policy=name,
-                    enforcement=enforcement,
-                    field=finding.field,
-                    message=finding.message,
-                    container=finding.container,
-                    advisory=finding.advisory,
-                )
-                (advice if finding.advisory else violations).append(violation)
+            if findings:
+                _attribute(findings, rule_id, name, enforcement, violations, advice)
+        if plan.scan_checks and scans is not None:
+            for rule_id, scan_check in plan.scan_checks:
+                findings = scan_check(pod, settings, scans)
+                if findings:
+                    _attribute(findings, rule_id, name, enforcement, violations, advice)
     return Decision(_in_order(violations), _in_order(advice), tuple(applied))
+
+
+def _attribute(
+    findings: Sequence[Finding],
+    rule_id: str,
+    policy: str,
+    enforcement: Enforcement,
+    violations: list[Violation],
+    advice: list[Violation],
+) -> None:
+    """File each finding as a violation or advice of ``rule_id`` in ``policy``."""
+    for finding in findings:
+        violation = Violation(
+            rule=rule_id,
+            policy=policy,
+            enforcement=enforcement,
+            field=finding.field,
+            message=finding.message,
+            container=finding.container,
+            advisory=finding.advisory,
+        )
+        (advice if finding.advisory else violations).append(violation)
+
+
+def uses_scans(policies: Sequence[Policy]) -> bool:
+    """True when some policy runs a rule that judges scan results (``spec.vulnerabilities``):
+    without a scan lookup, those rules are skipped and a caller should say so."""
+    return any(policy.plan.scan_checks for policy in policies)
 
 
 def _in_order(found: list[Violation]) -> tuple[Violation, ...]:

@@ -228,8 +228,20 @@ def values_schema(kind: FieldType, description: str | None = None) -> dict[str, 
                 "description": "add this section to the policy",
             }
         for field in kind.fields:
-            properties[field.name] = values_schema(field.type, field.description)
+            schema = values_schema(field.type, field.description)
+            if field.installed is MISSING and not isinstance(field.type, Section):
+                schema = _nullable(schema)
+            properties[field.name] = schema
         node["properties"] = properties
+    return node
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` or null: values.yaml writes null for an optional field the chart leaves out."""
+    description = schema.pop("description", None)
+    node: dict[str, Any] = {"anyOf": [schema, {"type": "null"}]}
+    if description:
+        node = {"description": description, **node}
     return node
 
 
@@ -284,8 +296,8 @@ def _values_lines(section: Section, indent: str) -> Iterator[str]:
                 )
                 yield f"{indent}  enabled: false"
             yield from _values_lines(field.type, indent + "  ")
-        elif field.installed is MISSING:
-            continue
+        elif field.installed is MISSING:  # optional without a default: null leaves it out
+            yield f"{indent}{field.name}: null"
         elif isinstance(field.installed, dict) and field.installed:
             yield f"{indent}{field.name}:"
             for key, value in field.installed.items():

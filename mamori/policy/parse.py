@@ -35,11 +35,16 @@ POLICY_READ_LIMITS = ReadLimits(max_document_bytes=1024 * 1024, max_depth=64)
 
 
 def section_parsers() -> Mapping[str, SectionParser]:
-    """The operator's spec sections and their parsers, imported where they live."""
+    """The spec's sections and their parsers, imported where they live."""
     from mamori.policy.image_scan import parse_image_scan
     from mamori.policy.network import parse_network_policy
+    from mamori.policy.vulnerabilities import parse_vulnerabilities
 
-    return {"networkPolicy": parse_network_policy, "imageScan": parse_image_scan}
+    return {
+        "networkPolicy": parse_network_policy,
+        "imageScan": parse_image_scan,
+        "vulnerabilities": parse_vulnerabilities,
+    }
 
 
 def parse_policy(document: Mapping[str, Any]) -> Policy:
@@ -95,6 +100,7 @@ def _parse_spec(value: Mapping[str, Any], *, name: str, generation: int | None) 
             require_image_digest=read("requireImageDigest"),
             pod_security_version=_parse_pod_security_version(read("podSecurityVersion")),
             switches=frozenset(f.name for f in SPEC.fields if f.switch and read(f.name)),
+            vulnerabilities=sections.get("vulnerabilities"),
         ),
         exempt_namespaces=frozenset(exempt),
         namespace_selector=selector,

@@ -122,6 +122,78 @@ IMAGE_SCAN = Section(
     ),
 )
 
+ADVISORY_ID_PATTERN = "^[A-Za-z][A-Za-z0-9]*-[A-Za-z0-9][A-Za-z0-9._:-]*$"
+"""An advisory ID as scanners report it: ``CVE-2026-1234``, ``GHSA-xxxx-xxxx-xxxx``."""
+EXPIRY_PATTERN = (
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    "([Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+)
+"""An RFC 3339 date (``2026-12-31``) or date-time with its offset (``2026-12-31T12:00:00Z``)."""
+
+VULNERABILITY_EXCEPTION = Section(
+    required=("vulnerability", "expires", "reason"),
+    fields=(
+        Field(
+            "vulnerability",
+            Text(doc="advisory ID", pattern=ADVISORY_ID_PATTERN, max_length=128),
+            "The finding accepted: its advisory ID (CVE-2026-1234, GHSA-xxxx-xxxx-xxxx).",
+        ),
+        Field(
+            "images",
+            ListOf(Text(min_length=1, max_length=512), max_items=32),
+            "Image prefixes it applies to, written like trustedRegistries; absent or empty: "
+            "every image.",
+        ),
+        Field(
+            "expires",
+            Text(doc="RFC 3339 date or date-time", pattern=EXPIRY_PATTERN),
+            "When it stops applying (a date means the end of that day, UTC).",
+        ),
+        Field(
+            "reason",
+            Text(min_length=1, max_length=1024),
+            "Why the finding is accepted, for whoever reads the policy next.",
+        ),
+    ),
+)
+
+VULNERABILITIES = Section(
+    chart_toggle=True,
+    fields=(
+        Field(
+            "severityThreshold",
+            Choice(tuple(t.name for t in THRESHOLDS)),
+            "A finding at or above this severity in an image's ImageScan is a violation.",
+            default="CRITICAL",
+        ),
+        Field(
+            "unscanned",
+            Choice(("Deny", "Warn", "Allow")),
+            "What an image gets when it is not pinned by digest, its digest has no ImageScan, "
+            "or its scan is older than maxScanAge: Deny is a violation, Warn a kubectl warning, "
+            "Allow nothing.",
+            default="Warn",
+        ),
+        Field(
+            "maxScanAge",
+            DURATION,
+            "A scan older than this (or of unknown age) counts as unscanned; absent: any age.",
+        ),
+        Field(
+            "exceptions",
+            ListOf(
+                VULNERABILITY_EXCEPTION,
+                max_items=256,
+                doc="list of {vulnerability, images, expires, reason} (max 256)",
+            ),
+            "Findings accepted until they expire: vulnerability (advisory ID, required), "
+            "images (prefixes; absent: all), expires (RFC 3339 date or date-time, required), "
+            "reason (required). An expired exception no longer applies.",
+            default=[],
+        ),
+    ),
+)
+
 SPEC = Section(
     fields=(
         Field(
@@ -187,6 +259,13 @@ SPEC = Section(
             IMAGE_SCAN,
             "Where image scan results come from, and when a pod counts as vulnerable; absent: no "
             "scan status on pods.",
+        ),
+        Field(
+            "vulnerabilities",
+            VULNERABILITIES,
+            "Scan-gated admission: the webhook judges each image digest by its ImageScan "
+            "(rule image-vulnerabilities); absent: scan results never decide admission.",
+            advice="Start with unscanned: Warn until every image has an ImageScan.",
         ),
     ),
 )

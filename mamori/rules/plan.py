@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mamori.rules import RULES
-from mamori.rules.registry import CheckFunction, Level, Rule, RuleSettings
+from mamori.rules.registry import CheckFunction, Level, Rule, RuleSettings, ScanCheckFunction
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +23,19 @@ class RulePlan:
     checks: tuple[tuple[str, CheckFunction], ...] = field(init=False, repr=False, compare=False)
     """``(rule ID, check)`` of each rule: what the engine calls on every pod, each check the
     variant of the policy's pinned ``podSecurityVersion``."""
+    scan_checks: tuple[tuple[str, ScanCheckFunction], ...] = field(
+        init=False, repr=False, compare=False
+    )
+    """``(rule ID, check)`` of each rule that judges scan results: called only when the caller
+    has a scan lookup; empty for a policy without ``spec.vulnerabilities``."""
 
     def __post_init__(self) -> None:
         minor = self.settings.pod_security_version
-        checks = tuple((rule.id, rule.check_for(minor)) for rule in self.rules)
+        plain = (rule for rule in self.rules if rule.scan_check is None)
+        checks = tuple((rule.id, rule.check_for(minor)) for rule in plain)
         object.__setattr__(self, "checks", tuple((i, c) for i, c in checks if c is not None))
+        scans = tuple((r.id, r.scan_check) for r in self.rules if r.scan_check is not None)
+        object.__setattr__(self, "scan_checks", scans)
 
     @classmethod
     def compile(cls, settings: RuleSettings, *, rules: Iterable[Rule] = RULES) -> RulePlan:

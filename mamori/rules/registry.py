@@ -9,10 +9,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mamori.findings import Finding
 from mamori.images import RegistryPattern, TrustedRegistries
 from mamori.podspec import PodContext
+
+if TYPE_CHECKING:  # mamori.scans reads the policy's terms, which import this module
+    from mamori.scans import ScanLookup, VulnerabilityGate
 
 
 class Level(enum.IntEnum):
@@ -47,6 +51,8 @@ class RuleSettings:
     switches: frozenset[str] = frozenset()
     """Names of the spec's boolean switches (declared with ``switch=True`` in
     mamori/policy/shape.py) that this policy turns on; a rule asks :meth:`switched_on`."""
+    vulnerabilities: VulnerabilityGate | None = None
+    """The parsed ``spec.vulnerabilities`` section; None: no scan-gated admission."""
     registries: TrustedRegistries = field(init=False, repr=False, compare=False)
     """``trusted_registries`` compiled for matching, once per policy."""
 
@@ -66,6 +72,8 @@ class RuleSettings:
 # A check returns a list (empty when the pod passes): the engine skips an empty one at once.
 CheckFunction = Callable[[PodContext, RuleSettings], Sequence[Finding]]
 AppliesFunction = Callable[[RuleSettings], bool]
+# A rule that needs scan results (``needs_scans``) is also called with the caller's lookup.
+ScanCheckFunction = Callable[[PodContext, RuleSettings, "ScanLookup"], Sequence[Finding]]
 
 
 def always(settings: RuleSettings) -> bool:
@@ -82,6 +90,11 @@ class Rule:
     pod-security-admission does, the Kubernetes minor version from which each variant of the
     check applies, oldest first, ending with ``check``; a policy pinned to ``v1.N`` runs the
     last variant from ``N`` or earlier, and none when the rule is newer than ``v1.N``.
+
+    ``scan_check`` is set on a rule that judges scan results (registered with
+    :meth:`RuleRegistry.register_scan_rule`): the engine calls it with the caller's
+    :class:`~mamori.scans.ScanLookup`, and skips the rule when the caller has none. Its
+    ``check`` is what it finds without one: nothing.
     """
 
     id: str
@@ -90,6 +103,11 @@ class Rule:
     check: CheckFunction
     applies: AppliesFunction = always
     versions: tuple[tuple[int, CheckFunction], ...] = ()
+    scan_check: ScanCheckFunction | None = None
+
+    @property
+    def needs_scans(self) -> bool:
+        return self.scan_check is not None
 
     def check_for(self, minor: int | None) -> CheckFunction | None:
         """The variant for Kubernetes ``1.<minor>`` (None: the newest), or None before the rule."""
@@ -153,6 +171,26 @@ class RuleRegistry:
 
         return decorate
 
+    def register_scan_rule(
+        self, *, rule_id: str, level: Level, summary: str, applies: AppliesFunction
+    ) -> Callable[[ScanCheckFunction], ScanCheckFunction]:
+        """Decorate a check of scan results to register it under ``rule_id``."""
+
+        def decorate(check: ScanCheckFunction) -> ScanCheckFunction:
+            if rule_id in self._rules:
+                raise DuplicateRuleError(f"rule ID {rule_id!r} is registered twice")
+            self._rules[rule_id] = Rule(
+                id=rule_id,
+                level=level,
+                summary=summary,
+                check=_finds_nothing,
+                applies=applies,
+                scan_check=check,
+            )
+            return check
+
+        return decorate
+
     def newest_version(self) -> int:
         """The newest Kubernetes minor version at which some rule changes."""
         return max((minor for rule in self for minor, _ in rule.versions), default=0)
@@ -173,5 +211,11 @@ class RuleRegistry:
         return tuple(self._rules)
 
 
+def _finds_nothing(pod: PodContext, settings: RuleSettings) -> list[Finding]:
+    """A scan rule without scan results: it cannot judge, so it finds nothing."""
+    return []
+
+
 RULES = RuleRegistry()
 rule = RULES.register
+scan_rule = RULES.register_scan_rule

@@ -157,7 +157,8 @@ def test_rbac_has_no_wildcards_and_only_plain_verbs(
             assert set(rule["verbs"]) <= ALLOWED_VERBS, rule  # no escalate, bind, impersonate
 
 
-def test_the_webhook_only_reads_policies_and_namespaces(default: list[Document]) -> None:
+def test_the_webhook_only_reads_policies_scans_and_namespaces(default: list[Document]) -> None:
+    """Read-only, and only what admission judges with: policies, ImageScans, namespace labels."""
     role = next(
         d
         for d in by_kind(default, "ClusterRole")
@@ -172,7 +173,11 @@ def test_the_webhook_only_reads_policies_and_namespaces(default: list[Document])
     }
     assert granted == {
         (group, resource, verb)
-        for group, resource in (("mamori.io", "clustersecuritypolicies"), ("", "namespaces"))
+        for group, resource in (
+            ("mamori.io", "clustersecuritypolicies"),
+            ("mamori.io", "imagescans"),
+            ("", "namespaces"),
+        )
         for verb in ("get", "list", "watch")
     }
 

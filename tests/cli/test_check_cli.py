@@ -194,3 +194,22 @@ def test_non_object_document_is_an_error(tmp_path: Path) -> None:
     done = mamori("check", str(tmp_path / "list.yaml"))
     assert done.returncode == 2
     assert "list.yaml:1: document 0 is a list, not an object" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "noted"),
+    [("{vulnerabilities: {severityThreshold: HIGH}}", True), ("{enforcement: Warn}", False)],
+)
+def test_a_scan_gate_it_cannot_judge_offline_is_said_not_passed(
+    tmp_path: Path, spec: str, noted: bool
+) -> None:
+    """Offline there are no ImageScans: the text report says the rule was not checked."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "apiVersion: mamori.io/v1alpha1\nkind: ClusterSecurityPolicy\n"
+        f"metadata: {{name: scans}}\nspec: {spec}\n"
+    )
+    done = mamori("check", "--policy", str(policy), str(EXAMPLES / "bad" / "root-pod.yaml"))
+    assert done.returncode in (0, 1), done.stderr
+    note = "note: image-vulnerabilities was not checked: mamori check has no scan results"
+    assert (note in done.stdout) is noted

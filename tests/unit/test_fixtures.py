@@ -170,9 +170,12 @@ def test_fixture_says_what_it_shows(fixture: Fixture) -> None:
 
 
 def test_every_registered_rule_has_pass_and_fail_fixtures() -> None:
+    # A rule that judges scan results cannot fail on a manifest alone (its cases need a scan
+    # lookup): tests/unit/rules/test_image_vulnerabilities.py holds its table instead.
     missing = [
         f"{rule.id}/{outcome}"
         for rule in RULES
+        if not rule.needs_scans
         for outcome in ("pass", "fail")
         if not list((FIXTURES / rule.id / outcome).glob("*.yaml"))
     ]

@@ -26,7 +26,7 @@ from mamori.engine import evaluate
 from mamori.findings import Decision
 from mamori.logs import log_context
 from mamori_webhook.metrics import AdmissionMetrics
-from mamori_webhook.policy_source import PolicySource
+from mamori_webhook.policy_source import PolicySet, PolicySource
 from mamori_webhook.reserved_annotations import guard
 from mamori_webhook.review import (
     AdmissionRequest,
@@ -141,7 +141,7 @@ class Admission:
         if policy_set is None:
             raise NotReady("policies are not loaded yet")
         try:
-            verdict = self._judge(request, policy_set.policies, policy_set.selects_by_label)
+            verdict = self._judge(request, policy_set)
         except Exception:
             LOG.exception(
                 "internal error judging %s %s/%s (uid %s)",
@@ -160,7 +160,7 @@ class Admission:
         self._record(request, verdict, time.perf_counter() - started)
         return verdict
 
-    def _judge(self, request: AdmissionRequest, policies: Any, selects_by_label: bool) -> Verdict:
+    def _judge(self, request: AdmissionRequest, policy_set: PolicySet) -> Verdict:
         refusal = guard(
             operation=request.operation,
             new=resource_of(request) if request.object is not None else None,
@@ -175,13 +175,14 @@ class Admission:
         if skipped is not None:
             return Verdict(build_response(request, None), skipped=skipped)
         labels = None
-        if selects_by_label and request.namespace:
+        if policy_set.selects_by_label and request.namespace:
             labels = self._source.namespace_labels(request.namespace)
         decision = evaluate(
             resource_of(request),
-            policies,
+            policy_set.policies,
             namespace=request.namespace,
             namespace_labels=labels,
+            scans=policy_set.scans,
         )
         if decision is None:
             return Verdict(build_response(request, None), skipped=Skip.NOT_A_WORKLOAD)

@@ -3,7 +3,8 @@
 The app asks a source for the current :class:`PolicySet` on every request and never waits: the
 set is an immutable value that the source replaces whole (one attribute assignment, atomic for
 readers) whenever a policy changes. The cluster source also keeps every Namespace's labels, so
-that ``namespaceSelector`` can be honoured without an API call per review.
+that ``namespaceSelector`` can be honoured without an API call per review, and, while some policy
+has ``spec.vulnerabilities``, every ImageScan by digest (:mod:`mamori_webhook.scan_index`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from mamori.engine import uses_scans
 from mamori.logs import log_context
 from mamori.policy import (
     API_GROUP,
@@ -26,17 +28,25 @@ from mamori.policy import (
     load_policy_file,
     parse_policy,
 )
+from mamori.scans import ScanLookup
+from mamori_webhook.scan_index import ScanIndex
 from mamori_webhook.watch import Item, ListWatch
 
 LOG = logging.getLogger("mamori_webhook.policies")
+SCAN_PLURAL = "imagescans"
 
 
 @dataclass(frozen=True, slots=True)
 class PolicySet:
-    """The policies in force at one moment, in a stable order."""
+    """The policies in force at one moment, in a stable order.
+
+    ``scans`` is where the ``image-vulnerabilities`` rule reads scan results; None when no
+    policy needs them or the source has none (a policy file), and the rule is then skipped.
+    """
 
     policies: tuple[Policy, ...]
     revision: int = 0
+    scans: ScanLookup | None = None
     selects_by_label: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -67,6 +77,11 @@ class StaticPolicySource:
 
     def __init__(self, policies: Sequence[Policy]) -> None:
         self._set = PolicySet(tuple(policies), revision=1)
+        if uses_scans(self._set.policies):
+            LOG.warning(
+                "a policy file has no ImageScans to read: spec.vulnerabilities "
+                "(image-vulnerabilities) is not enforced; serve the cluster's policies instead"
+            )
 
     @classmethod
     def from_file(cls, path: Path) -> StaticPolicySource:
@@ -92,7 +107,8 @@ class ClusterPolicySource:
     An invalid policy is logged and skipped; if an edit breaks a policy that was valid, its last
     valid version stays in force, so a typo never silently lifts enforcement. The set becomes
     available once both collections have been listed; after that it is always available, even
-    while a watch is being re-established.
+    while a watch is being re-established. While some policy has ``spec.vulnerabilities`` the
+    ImageScans are followed too, and a set that needs them is available once they are listed.
     """
 
     def __init__(
@@ -130,14 +146,28 @@ class ClusterPolicySource:
             watch_timeout=watch_timeout,
             request_timeout=request_timeout,
         )
+        self._scans = ScanIndex(
+            functools.partial(custom.list_cluster_custom_object, API_GROUP, VERSION, SCAN_PLURAL),
+            watch_timeout=watch_timeout,
+            request_timeout=request_timeout,
+        )
+        self._stopped = False
 
     def start(self) -> None:
         self._policy_watch.start()
         self._namespace_watch.start()
 
     def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
         self._policy_watch.stop()
         self._namespace_watch.stop()
+        self._scans.stop()
+
+    @property
+    def scans(self) -> ScanIndex:
+        """The ImageScan index (running only while some policy needs it)."""
+        return self._scans
 
     @property
     def watchers(self) -> tuple[ListWatch, ListWatch]:
@@ -145,9 +175,12 @@ class ClusterPolicySource:
         return self._policy_watch, self._namespace_watch
 
     def current(self) -> PolicySet | None:
-        if self._set is None or not self._namespace_watch.synced.is_set():
+        served = self._set
+        if served is None or not self._namespace_watch.synced.is_set():
             return None
-        return self._set
+        if served.scans is not None and not self._scans.settled:
+            return None  # judging images by an unread index would call every image unscanned
+        return served
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
         """Labels from the watched copy; a namespace too new for it is read once directly."""
@@ -223,7 +256,14 @@ class ClusterPolicySource:
     def _publish(self) -> None:
         self._revision += 1
         ordered = tuple(self._policies[name] for name in sorted(self._policies))
-        self._set = PolicySet(ordered, revision=self._revision)
+        needed = uses_scans(ordered)
+        if needed and not self._stopped:
+            self._scans.start()
+        elif not needed and self._scans.running:
+            LOG.info("no policy has spec.vulnerabilities: ImageScans are no longer followed")
+            self._scans.stop(timeout=0)
+        scans = self._scans if needed else None
+        self._set = PolicySet(ordered, revision=self._revision, scans=scans)
 
     # Namespaces ---------------------------------------------------------------------------
 

@@ -90,6 +90,7 @@ class ListWatch:
         self._response: Response | None = None
         self._thread: threading.Thread | None = None
         self.synced = threading.Event()
+        self.last_error: str | None = None  # why the last list or watch failed; None once listed
         self.lists = 0  # complete lists done: 1 + every re-list after an expiry or failure
         self.watches = 0  # watch requests made: a watch that times out is resumed by a new one
 
@@ -134,10 +135,11 @@ class ListWatch:
                 if self._stopping.is_set():
                     break
                 delay = next(delays)
+                self.last_error = _describe(error)
                 LOG.warning(
                     "listing or watching %s failed (%s); retrying in %.1fs",
                     self.name,
-                    _describe(error),
+                    self.last_error,
                     delay,
                 )
                 self._wait(delay)
@@ -164,6 +166,7 @@ class ListWatch:
                 break
         self._on_replace(items)
         self.lists += 1
+        self.last_error = None
         self.synced.set()
         return version
 
