@@ -9,9 +9,6 @@ AccessDenied. Scan results are seeded through moto's documented ``scan-finding-r
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -27,11 +24,11 @@ from mamori_operator.scanning.model import Outcome
 from mamori_operator.scanning.providers.base import ScanTarget
 from mamori_operator.scanning.providers.ecr import EcrProvider
 from mamori_operator.services import Services
+from tests.aws_support import moto_server
 from tests.integration.operator_support import (
     Cluster,
     condition,
     fake_digest,
-    free_port,
     unique,
     wait_until,
 )
@@ -130,20 +127,9 @@ def _policy(effect: str, action: str) -> str:
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("moto") / "moto.log"
-    env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        wait_until(lambda: _answers(url) or process.poll() is not None, timeout=30)
-        assert process.poll() is None, log_path.read_text()
+    with moto_server(log_path, region=REGION) as server:
+        url = server.url
         bootstrap = boto3.session.Session(aws_access_key_id="boot", aws_secret_access_key="boot")
         iam = bootstrap.client("iam", endpoint_url=url, region_name=REGION)
         keys = {}
@@ -161,17 +147,6 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
         result._post("/moto-api/reset-auth", b"0")  # from here on, IAM decides
         result.client("ecr").create_repository(repositoryName=REPOSITORY)
         yield result
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/moto-api/data.json", timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

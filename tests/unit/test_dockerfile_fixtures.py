@@ -14,7 +14,6 @@ Each fixture starts (after any parser directive) with ``# <rule-id> pass|fail: w
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +25,14 @@ from mamori.dockerfile.rules import DOCKERFILE_RULES, BuildContext
 from mamori.dockerfile.stages import parse_dockerfile
 from mamori.policy import API_VERSION, KIND, parse_policy
 from mamori.rules.registry import RuleSettings
+from tests.fixture_files import FixtureFile
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "dockerfile"
 RULE_DIRECTORIES = sorted(path for path in FIXTURES.glob("dockerfile-*") if path.is_dir())
 
 
-@dataclasses.dataclass(frozen=True)
-class Fixture:
-    rule: str
-    outcome: str
-    path: Path
-
-    @property
-    def text(self) -> str:
-        return self.path.read_text(encoding="utf-8")
-
+class Fixture(FixtureFile):
     def header(self) -> str:
         return next(line for line in self.text.splitlines() if line.startswith("# dockerfile-"))
 

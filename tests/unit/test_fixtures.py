@@ -32,6 +32,7 @@ from mamori.podspec import PodContext
 from mamori.policy import API_VERSION, KIND, parse_policy
 from mamori.rules import RULES, Level, RuleSettings
 from mamori.workloads import extract_workload
+from tests.fixture_files import FixtureFile
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -40,16 +41,7 @@ LEVEL_LINE = re.compile(r"^#\s*level:\s*(\S+)\s*$")
 ALSO_LINE = re.compile(r"^#\s*also fails:\s*(.+?)\s*$")
 
 
-@dataclasses.dataclass(frozen=True)
-class Fixture:
-    rule: str
-    outcome: str
-    path: Path
-
-    @property
-    def text(self) -> str:
-        return self.path.read_text(encoding="utf-8")
-
+class Fixture(FixtureFile):
     def comments(self) -> list[str]:
         """The comment lines at the top of the file."""
         lines = []
