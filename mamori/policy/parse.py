@@ -21,8 +21,8 @@ from mamori.policy.fieldtypes import described
 from mamori.policy.model import API_VERSION, KIND, Policy
 from mamori.policy.selector import LabelSelector
 from mamori.policy.shape import NAMESPACE_NAME_PATTERN, POD_SECURITY_VERSION_PATTERN, SPEC
-from mamori.policy.terms import LATEST, POD_SECURITY_LEVELS
-from mamori.rules.registry import RuleSettings
+from mamori.policy.terms import LATEST
+from mamori.rules.registry import POD_SECURITY_LEVELS, RuleSettings
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS_LABEL = re.compile(NAMESPACE_NAME_PATTERN)

@@ -19,7 +19,8 @@ from mamori.policy.fieldtypes import (
     Selector,
     Text,
 )
-from mamori.policy.terms import LATEST, POD_SECURITY_LEVELS, THRESHOLDS, Direction, Provider
+from mamori.policy.terms import LATEST, THRESHOLDS, Direction, Provider
+from mamori.rules.registry import POD_SECURITY_LEVELS
 
 NAMESPACE_NAME_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 NAMESPACE_NAME = Text(doc="name", pattern=NAMESPACE_NAME_PATTERN, max_length=63)

@@ -7,16 +7,6 @@ They live apart from the section parsers so that the declaration of the spec
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-
-from mamori.rules.registry import Level
-
-POD_SECURITY_LEVELS: Mapping[str, Level | None] = {
-    "restricted": Level.RESTRICTED,
-    "baseline": Level.BASELINE,
-    "privileged": None,
-}
-"""``spec.podSecurity`` names and the rule level each turns on (privileged: none)."""
 
 
 class Direction(enum.StrEnum):

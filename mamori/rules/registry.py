@@ -32,6 +32,14 @@ class Level(enum.IntEnum):
     IMAGE = 3
 
 
+POD_SECURITY_LEVELS: Mapping[str, Level | None] = {
+    "restricted": Level.RESTRICTED,
+    "baseline": Level.BASELINE,
+    "privileged": None,
+}
+"""``spec.podSecurity`` names and the rule level each turns on (privileged: none)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RuleSettings:
     """The parts of a policy that rules read; built once per policy, shared by every pod.
