@@ -9,18 +9,23 @@ memory stays flat however many documents a pipeline feeds in.
 Dockerfiles (``Dockerfile``, ``Containerfile``, ``*.Dockerfile``, ``Dockerfile.*``) are judged
 by the same policies (``mamori.dockerfile``), imported only when one is found, and reported in
 the same shape (``kind: Dockerfile``, a ``line`` for each finding).
+
+The CI reports (``--output sarif``, ``--output junit``) live in :mod:`mamori.report`, imported
+only when chosen; they ask :func:`judge` to ``locate`` each finding at its field's line.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from mamori.engine import evaluate, uses_scans
 from mamori.findings import Decision
 from mamori.manifests import (
+    STDIN,
     Document,
     InputError,
     ReadLimits,
@@ -36,6 +41,7 @@ if TYPE_CHECKING:  # loaded only when a Dockerfile is found
 EXIT_ALLOWED = 0
 EXIT_DENIED = 1
 EXIT_ERROR = 2
+STDIN_NAME = "<stdin>"  # how reports name standard input (as mamori.manifests does)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +52,8 @@ class Result:
     name: str
     decision: Decision
     lines: tuple[int, ...] = ()
-    """For a Dockerfile: the line of each violation, then of each piece of advice."""
+    """The line of each violation, then of each piece of advice: always for a Dockerfile, for
+    a manifest when judged with ``locate`` (the line of the finding's field)."""
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -140,11 +147,13 @@ def judge(
     default_namespace: str = "default",
     limits: ReadLimits | None = None,
     dockerfile_options: DockerfileOptions | None = None,
+    locate: bool = False,
 ) -> Iterator[Outcome]:
     """Judge every object found under ``paths``, one at a time, in reading order.
 
     ``dockerfile_options`` default to :meth:`DockerfileOptions.discover` (hadolint if installed),
-    looked up at the first Dockerfile.
+    looked up at the first Dockerfile. With ``locate``, each finding of a manifest gets the line
+    of its field (``Result.lines``), as the SARIF and JUnit reports need.
     """
     options = dockerfile_options
     noted = False
@@ -168,11 +177,48 @@ def judge(
                 source, policies, default_namespace=default_namespace, options=options
             )
             continue
+        if locate:
+            yield from judge_located(
+                source, policies, default_namespace=default_namespace, limits=limits
+            )
+            continue
         for document in read_documents(source, limits=limits):
             if isinstance(document, InputError):
                 yield document
                 continue
             yield judge_document(document, policies, default_namespace=default_namespace)
+
+
+def judge_located(
+    source: str,
+    policies: Sequence[Policy],
+    *,
+    default_namespace: str,
+    limits: ReadLimits | None,
+) -> Iterator[Result | Skipped | InputError]:
+    """Judge one source's objects, with the line of each finding's field (standard input is
+    copied aside first, so that its documents can be read again)."""
+    from mamori.report.locate import FieldLocator, spooled_stdin
+
+    with spooled_stdin() if source == STDIN else nullcontext(source) as readable:
+        locator = FieldLocator(readable)
+        try:
+            for document in read_documents(readable, limits=limits):
+                if source == STDIN:  # named as the user gave it, not as the copy is
+                    document = replace(document, source=STDIN_NAME)
+                if isinstance(document, InputError):
+                    yield document
+                    continue
+                outcome = judge_document(document, policies, default_namespace=default_namespace)
+                if isinstance(outcome, Result) and (
+                    outcome.decision.violations or outcome.decision.advice
+                ):
+                    findings = (*outcome.decision.violations, *outcome.decision.advice)
+                    lines = locator.lines(document, [finding.field for finding in findings])
+                    outcome = replace(outcome, lines=lines)
+                yield outcome
+        finally:
+            locator.close()
 
 
 def judge_document(
@@ -220,6 +266,34 @@ def judge_dockerfile(
 
 
 ErrorSink = Callable[[InputError], None]
+
+
+class Writer(Protocol):
+    def __call__(
+        self, outcomes: Iterable[Outcome], stream: TextIO, *, on_error: ErrorSink
+    ) -> Tally:
+        """Write a report of ``outcomes`` as they come; the tally decides the exit status."""
+        ...
+
+
+OUTPUTS = ("text", "json", "sarif", "junit")
+LOCATED_OUTPUTS = frozenset({"sarif", "junit"})
+"""The reports that place each finding at its field's line (judge with ``locate``)."""
+
+
+def writer_for(output: str) -> Writer:
+    """The writer of one of ``OUTPUTS``; the CI formats' modules are imported only here."""
+    if output == "sarif":
+        from functools import partial
+
+        from mamori.report.sarif import docs_url, write_sarif
+
+        return partial(write_sarif, docs=docs_url())
+    if output == "junit":
+        from mamori.report.junit import write_junit
+
+        return write_junit
+    return write_json if output == "json" else write_text
 
 
 def write_json(outcomes: Iterable[Outcome], stream: TextIO, *, on_error: ErrorSink) -> Tally:
