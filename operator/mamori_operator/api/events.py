@@ -1,88 +1,87 @@
 """Kubernetes Events, so that ``kubectl describe`` tells admins what the operator did and why.
 
-Posting an Event is best effort: a failure is logged and never fails the work it reports on.
-Events about cluster-scoped objects (policies) go to the ``default`` namespace, where
+What to write (counting repeats, combining similar ones, rate-limiting per object) is decided by
+the shared :class:`mamori.events.EventCorrelator`; this module only makes the requests, through
+the counted client. Posting is best effort: a failure is logged and never fails the work it
+reports on. Each occurrence is counted in ``mamori_operator_event_posts_total``: ``posted`` (a
+new Event) or ``aggregated`` (counted on an existing one); nothing is dropped. A count that had
+to wait for the object's rate limit is written by the next post (about any object) once a token
+is back. Events about cluster-scoped objects (policies) go to the ``default`` namespace, where
 ``kubectl describe csp`` finds them.
 """
 
 from __future__ import annotations
 
-import datetime
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+import threading
+import time
+from collections.abc import Callable
 
+from mamori.events import (
+    CLUSTER_EVENTS_NAMESPACE,
+    EventCorrelator,
+    EventType,
+    EventWrite,
+    Limits,
+    ObjectRef,
+    Occurrence,
+    Reporter,
+)
 from mamori_operator.api.kube import Kube, KubeError
+
+__all__ = ["CLUSTER_EVENTS_NAMESPACE", "COMPONENT", "EventRecorder", "ObjectRef"]
 
 logger = logging.getLogger(__name__)
 COMPONENT = "mamori-operator"
-CLUSTER_EVENTS_NAMESPACE = "default"
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectRef:
-    api_version: str
-    kind: str
-    name: str
-    uid: str = ""
-    namespace: str | None = None
-
-    def to_dict(self) -> dict[str, str]:
-        ref = {"apiVersion": self.api_version, "kind": self.kind, "name": self.name}
-        if self.uid:
-            ref["uid"] = self.uid
-        if self.namespace:
-            ref["namespace"] = self.namespace
-        return ref
 
 
 class EventRecorder:
-    def __init__(self, kube: Kube, *, instance: str) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        instance: str,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.kube = kube
         self.instance = instance
+        self._correlator = EventCorrelator(
+            Reporter(COMPONENT, instance), limits=limits, clock=clock
+        )
+        self._lock = threading.Lock()  # handlers post from kopf's worker threads
 
     def normal(self, subject: ObjectRef, *, reason: str, message: str) -> None:
-        self.post(subject, kind="Normal", reason=reason, message=message)
+        self.post(subject, kind=EventType.NORMAL, reason=reason, message=message)
 
     def warning(self, subject: ObjectRef, *, reason: str, message: str) -> None:
-        self.post(subject, kind="Warning", reason=reason, message=message)
+        self.post(subject, kind=EventType.WARNING, reason=reason, message=message)
 
-    def post(self, subject: ObjectRef, *, kind: str, reason: str, message: str) -> None:
-        namespace = subject.namespace or CLUSTER_EVENTS_NAMESPACE
+    def post(self, subject: ObjectRef, *, kind: EventType | str, reason: str, message: str) -> None:
+        occurrence = Occurrence(
+            subject=subject, type=EventType(kind), reason=reason, message=message
+        )
+        with self._lock:
+            writes = self._correlator.observe(occurrence)
+            outcome = "posted" if writes and writes[0].is_create else "aggregated"
+            writes += self._correlator.due()
+        self.kube.metrics.event_posts.labels(outcome=outcome).inc()
+        for write in writes:
+            self._send(write)
+
+    def _send(self, write: EventWrite) -> None:
+        collection = f"/api/v1/namespaces/{write.namespace}/events"
         try:
-            self.kube.create(
-                f"/api/v1/namespaces/{namespace}/events",
-                build_event(
-                    subject,
-                    namespace=namespace,
-                    kind=kind,
-                    reason=reason,
-                    message=message,
-                    instance=self.instance,
-                ),
-                resource="events",
-            )
+            if write.patch is not None:
+                try:
+                    self.kube.merge_patch(
+                        f"{collection}/{write.name}", write.patch, resource="events"
+                    )
+                    return
+                except KubeError as error:
+                    if error.status != 404:  # expired: create it again, count and all
+                        raise
+            self.kube.create(collection, write.body, resource="events")
         except KubeError as error:
-            logger.warning("could not post event %s on %s: %s", reason, subject.name, error)
-
-
-def build_event(
-    subject: ObjectRef, *, namespace: str, kind: str, reason: str, message: str, instance: str
-) -> Mapping[str, Any]:
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{subject.name[:200]}.", "namespace": namespace},
-        "involvedObject": subject.to_dict(),
-        "type": kind,
-        "reason": reason,
-        "message": message[:1024],
-        "source": {"component": COMPONENT},
-        "reportingComponent": COMPONENT,
-        "reportingInstance": instance[:128],
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    }
+            reason = write.body.get("reason")
+            logger.warning("could not post event %s on %s: %s", reason, write.name, error)
