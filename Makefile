@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 CACHE := .cache
 PYTEST_ARGS ?=
 
-.PHONY: help venv controlplane node coredns helm image lint typecheck hadolint unit integration test generate \
+.PHONY: help venv controlplane node coredns netpol helm image lint typecheck hadolint unit integration test generate \
         demo bench clean kind-up kind-install cluster cluster-down
 
 help:
@@ -20,6 +20,8 @@ help:
 	@echo "make node          build kubelet, kube-proxy, kube-controller-manager, kube-scheduler,"
 	@echo "                   containerd 2.x and the CNI plugins from Go modules (runc from Debian)"
 	@echo "make coredns       build CoreDNS (cluster DNS for the local cluster) from Go modules"
+	@echo "make netpol        build the NetworkPolicy engine of the datapath tests (kube-router's"
+	@echo "                   firewall, tests only) from Go modules (ipset from Debian)"
 	@echo "make helm          build helm from Go modules"
 	@echo "make image         build the Dockerfile with buildah into .cache/image/mamori.oci.tar"
 	@echo "make cluster       a local cluster with a real node and mamori installed by helm from"
@@ -53,6 +55,11 @@ helm:
 coredns:
 	bash tools/coredns/build.sh
 
+# The NetworkPolicy engine of the datapath tests (tests/integration/test_datapath.py), for the
+# tests only: kube-router's firewall controller from tools/netpol/go.mod; ipset from Debian.
+netpol:
+	bash tools/netpol/build.sh
+
 # The Dockerfile built with buildah on a local stand-in for python:3.11-slim (no Docker engine;
 # needs root and the Debian packages buildah, mmdebstrap, runc, umoci). Rebuilt only when an input
 # changes; the image tests (marker `image`) run it with runc.
@@ -75,17 +82,17 @@ hadolint: venv
 unit: venv helm
 	$(BIN)/python -m pytest tests -m "not integration and not image" $(PYTEST_ARGS)
 
-integration: venv controlplane node coredns helm
+integration: venv controlplane node coredns netpol helm
 	$(BIN)/python -m pytest tests -m integration $(PYTEST_ARGS)
 
 # One pytest run for everything, so the control plane starts once per session.
-test: venv controlplane node coredns helm image lint typecheck hadolint
+test: venv controlplane node coredns netpol helm image lint typecheck hadolint
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 # A Docker-free counterpart of `make kind-up kind-install`: control plane, controllers and one
 # real node (containerd, kubelet, kube-proxy) in a network namespace of their own, with mamori
 # installed by helm from the image `make image` built. Stays in the foreground.
-cluster: venv controlplane node coredns helm image
+cluster: venv controlplane node coredns netpol helm image
 	$(BIN)/python -m tools.cluster.cluster up
 
 cluster-down: venv

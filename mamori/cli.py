@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from mamori import __version__
-from mamori.check import EXIT_ERROR, judge, write_json, write_text
+from mamori.check import EXIT_ERROR, LOCATED_OUTPUTS, OUTPUTS, judge, writer_for
 from mamori.manifests import InputError, ReadLimits
 from mamori.policy import PolicyError, default_policy, load_policy_file
 
@@ -21,6 +21,7 @@ from mamori.policy import PolicyError, default_policy, load_policy_file
 DELEGATED = {
     "webhook": ("mamori_webhook.command", "serve the admission webhook over TLS"),
     "operator": ("mamori_operator.command", "run the operator (NetworkPolicies, scans, status)"),
+    "why": ("mamori.why.command", "which policies and rules judge an object in the cluster"),
     "controlplane": (
         "mamori_dev.controlplane",
         "run a local etcd + kube-apiserver for trying mamori (from a checkout of the repository)",
@@ -50,7 +51,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     check.add_argument("paths", nargs="+", metavar="PATH", help="file, directory, or - for stdin")
     check.add_argument("--policy", metavar="FILE", help="ClusterSecurityPolicy YAML file")
-    check.add_argument("--output", choices=("text", "json"), default="text")
+    check.add_argument(
+        "--output",
+        choices=OUTPUTS,
+        default="text",
+        help="text for people, json for scripts, sarif for code scanning, junit for test reports",
+    )
     check.add_argument(
         "--namespace", default="default", help="namespace for manifests that name none"
     )
@@ -143,9 +149,14 @@ def command_check(args: argparse.Namespace) -> int:
     except (PolicyError, OSError) as error:
         print(f"mamori: error: {error}", file=sys.stderr)
         return EXIT_ERROR
-    outcomes = judge(args.paths, policies, default_namespace=args.namespace, limits=ReadLimits())
-    write = write_json if args.output == "json" else write_text
-    tally = write(outcomes, sys.stdout, on_error=print_input_error)
+    outcomes = judge(
+        args.paths,
+        policies,
+        default_namespace=args.namespace,
+        limits=ReadLimits(),
+        locate=args.output in LOCATED_OUTPUTS,
+    )
+    tally = writer_for(args.output)(outcomes, sys.stdout, on_error=print_input_error)
     return tally.exit_code
 
 

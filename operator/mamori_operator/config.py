@@ -14,6 +14,8 @@ from pathlib import Path
 from mamori.logs import FORMATS as LOG_FORMATS
 from mamori.settings import SettingsError, named, setting
 
+MIN_REPORT_BYTES = 16 * 1024  # room for the report's envelope and a few results
+
 
 @dataclass(frozen=True)
 class OperatorConfig:
@@ -60,6 +62,16 @@ class OperatorConfig:
     )
     top_findings: int = setting(20, help="findings kept per ImageScan object, worst first")
     offenders: int = setting(5, help="offending pods listed in a policy's status")
+    policy_reports: bool = setting(
+        False,
+        help="write the audit's findings as wgpolicyk8s.io PolicyReports (needs their CRDs)",
+    )
+    policy_report_max_results: int = setting(
+        1000, help="results listed in one PolicyReport at most (the report says when it is cut)"
+    )
+    policy_report_max_bytes: int = setting(
+        1024 * 1024, help="size of one PolicyReport at most, in bytes (etcd's limit is ~1.5 MiB)"
+    )
     metrics_port: int = setting(
         0, help="port for Prometheus metrics on all interfaces; 0 turns the endpoint off"
     )
@@ -82,6 +94,12 @@ class OperatorConfig:
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{named(name, with_env=False)} must be greater than 0")
+        if self.policy_report_max_results < 1:
+            raise SettingsError(f"{named('policy_report_max_results')} must be at least 1")
+        if self.policy_report_max_bytes < MIN_REPORT_BYTES:
+            raise SettingsError(
+                f"{named('policy_report_max_bytes')} must be at least {MIN_REPORT_BYTES}"
+            )
         if self.workers < 1:
             raise SettingsError(f"{named('workers')} must be at least 1")
         if self.kubeconfig is not None and not self.kubeconfig.is_file():

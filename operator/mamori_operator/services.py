@@ -16,6 +16,8 @@ from mamori_operator.config import OperatorConfig
 from mamori_operator.housekeeper import Housekeeper
 from mamori_operator.metrics import Metrics
 from mamori_operator.network.reconciler import NetworkPolicyReconciler
+from mamori_operator.reports.build import ReportLimits
+from mamori_operator.reports.writer import PolicyReporter
 from mamori_operator.scanning.cache import ScanCache
 from mamori_operator.scanning.providers import build_providers
 from mamori_operator.scanning.providers.base import ProviderWiring
@@ -41,6 +43,7 @@ class Services:
     auditor: Auditor
     status: StatusWriter
     housekeeper: Housekeeper
+    reports: PolicyReporter | None = None
 
     @classmethod
     def build(
@@ -103,6 +106,20 @@ class Services:
             lister=ClusterLister(kube=kube, state=state),
             relist_wanted=handled.relist_wanted,
         )
+        reports = None
+        if config.policy_reports:
+            reports = PolicyReporter(
+                state=state,
+                kube=kube,
+                auditor=auditor,
+                limits=ReportLimits(
+                    max_results=config.policy_report_max_results,
+                    max_bytes=config.policy_report_max_bytes,
+                ),
+                synced=handled.synced,
+                interval=config.status_interval,
+                relist_interval=config.resync_interval,
+            )
         return cls(
             config=config,
             metrics=metrics,
@@ -117,13 +134,18 @@ class Services:
             auditor=auditor,
             status=status,
             housekeeper=housekeeper,
+            reports=reports,
         )
 
     def start(self) -> None:
         self.reconciler.retries.start()
         self.housekeeper.start()
+        if self.reports is not None:
+            self.reports.start()
 
     def close(self) -> None:
+        if self.reports is not None:
+            self.reports.stop()
         self.housekeeper.stop()
         self.reconciler.retries.stop()
         self.kube.close()

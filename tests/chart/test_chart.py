@@ -130,6 +130,7 @@ def test_every_scenario_renders_the_whole_install(
         "ClusterRoleBinding",
         "ValidatingWebhookConfiguration",
         "ClusterSecurityPolicy",
+        "CustomResourceDefinition",  # the PolicyReport CRDs, when the cluster has none
     }
     for doc in objects:
         if doc["kind"] not in cluster_scoped:
@@ -157,11 +158,31 @@ def test_rbac_has_no_wildcards_and_only_plain_verbs(
             assert set(rule["verbs"]) <= ALLOWED_VERBS, rule  # no escalate, bind, impersonate
 
 
-def test_the_webhook_only_reads_policies_scans_and_namespaces(default: list[Document]) -> None:
-    """Read-only, and only what admission judges with: policies, ImageScans, namespace labels."""
+READS = {
+    (group, resource, verb)
+    for group, resource in (
+        ("mamori.io", "clustersecuritypolicies"),
+        ("mamori.io", "imagescans"),
+        ("", "namespaces"),
+    )
+    for verb in ("get", "list", "watch")
+}
+EVENT_WRITES = {("", "events", "create"), ("", "events", "patch")}
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [({}, READS | EVENT_WRITES), ({"webhook.events.enabled": "false"}, READS)],
+    ids=["events-on", "events-off"],
+)
+def test_the_webhook_reads_what_admission_judges_with_and_writes_only_events(
+    helm: Helm, settings: dict[str, str], expected: set[tuple[str, str, str]]
+) -> None:
+    """Read-only on policies, ImageScans and namespace labels; its one write is Events about its
+    answers (create, and patch to count repeats), gone when events are switched off."""
     role = next(
         d
-        for d in by_kind(default, "ClusterRole")
+        for d in by_kind(helm.render(settings=settings), "ClusterRole")
         if d["metadata"]["labels"]["app.kubernetes.io/component"] == "webhook"
     )
     granted = {
@@ -171,15 +192,7 @@ def test_the_webhook_only_reads_policies_scans_and_namespaces(default: list[Docu
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    assert granted == {
-        (group, resource, verb)
-        for group, resource in (
-            ("mamori.io", "clustersecuritypolicies"),
-            ("mamori.io", "imagescans"),
-            ("", "namespaces"),
-        )
-        for verb in ("get", "list", "watch")
-    }
+    assert granted == expected
 
 
 def test_secrets_and_webhook_configuration_are_granted_by_name(default: list[Document]) -> None:
@@ -218,7 +231,7 @@ def test_the_default_webhook_configuration_cannot_lock_the_cluster(default: list
     webhook = main_webhook(default)
     assert webhook["failurePolicy"] == "Fail"
     assert webhook["timeoutSeconds"] == 3
-    assert webhook["sideEffects"] == "None"
+    assert webhook["sideEffects"] == "NoneOnDryRun"  # Events about answers, none on dry runs
     assert webhook["admissionReviewVersions"] == ["v1"]
     assert "caBundle" not in webhook["clientConfig"]  # the operator keeps it; helm never blanks it
     assert webhook["clientConfig"]["service"] == {
@@ -264,6 +277,11 @@ def test_rules_cover_pods_debug_containers_and_every_workload_kind(
             assert covered[(group, plural[kind])] == {"CREATE", "UPDATE"}, kind
 
 
+def test_without_events_the_webhook_declares_no_side_effects(helm: Helm) -> None:
+    entries = webhook_entries(helm.render(settings={"webhook.events.enabled": "false"}))
+    assert {entry["sideEffects"] for entry in entries.values()} == {"None"}
+
+
 @pytest.mark.parametrize("scenario", SCENARIO_IDS)
 def test_the_status_entry_shares_everything_but_what_it_sends(
     scenario: str, scenario_objects: dict[str, list[Document]]
@@ -276,7 +294,7 @@ def test_the_status_entry_shares_everything_but_what_it_sends(
     shared = {key: value for key, value in main.items() if key not in own}
     assert {key: value for key, value in status.items() if key not in own} == shared
     assert {"clientConfig", "failurePolicy", "timeoutSeconds", "namespaceSelector"} <= set(shared)
-    assert (status["sideEffects"], status["admissionReviewVersions"]) == ("None", ["v1"])
+    assert (status["sideEffects"], status["admissionReviewVersions"]) == ("NoneOnDryRun", ["v1"])
     assert status["rules"] == [
         {
             "apiGroups": [""],

@@ -64,6 +64,7 @@ CRD_FILES = (
     *sorted((CHART / "crds").glob("*.yaml")),
     *sorted((ROOT / "tests/chart/fixtures/crds").glob("*.yaml")),
     ROOT / "tests/fixtures/crds/vulnerabilityreports.aquasecurity.github.io.yaml",
+    *sorted((ROOT / "tests/fixtures/crds").glob("*.monitoring.coreos.com.yaml")),
 )
 SCENARIO_FILES = {"default": (), **{path.stem: (path,) for path in SCENARIOS}}
 TEST_LABEL = "mamori.io/chart-test"
@@ -76,7 +77,8 @@ SERVING_LOG = re.compile(r"serving TLS certificate serial ([0-9a-f]+)")
 
 @pytest.fixture(scope="module")
 def crds(kubectl: Kubectl) -> None:
-    """mamori's CRDs, and test stand-ins for cert-manager's and Trivy's, established."""
+    """mamori's CRDs, and test stand-ins for cert-manager's, Trivy's and the Prometheus
+    Operator's, established."""
     for path in CRD_FILES:
         kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
     names = [yaml.safe_load(path.read_text())["metadata"]["name"] for path in CRD_FILES]

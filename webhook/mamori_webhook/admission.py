@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,10 +128,12 @@ class Admission:
         policy_source: PolicySource,
         metrics: AdmissionMetrics,
         trusted_annotation_writers: Collection[str] = (),
+        on_answer: Callable[[AdmissionRequest, Verdict], None] | None = None,
     ) -> None:
         self._source = policy_source
         self._metrics = metrics
         self._trusted_writers = frozenset(trusted_annotation_writers)
+        self._on_answer = on_answer  # Kubernetes Events: queued, never waited for
 
     def review(self, body: bytes) -> Verdict:
         """Answer one AdmissionReview body; raises BadReview (HTTP 400) or NotReady (503)."""
@@ -158,6 +160,11 @@ class Admission:
             verdict = Verdict(build_error_response(request.uid, message), internal_error=True)
             self._metrics.errors.labels(reason="internal").inc()
         self._record(request, verdict, time.perf_counter() - started)
+        if self._on_answer is not None:
+            try:
+                self._on_answer(request, verdict)
+            except Exception:  # reporting must never change the answer
+                LOG.exception("could not queue the Events for request uid %s", request.uid)
         return verdict
 
     def _judge(self, request: AdmissionRequest, policy_set: PolicySet) -> Verdict:

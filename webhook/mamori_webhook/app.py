@@ -19,6 +19,7 @@ from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from mamori_webhook.admission import Admission, NotReady
+from mamori_webhook.event_sink import EventSink
 from mamori_webhook.metrics import AdmissionMetrics
 from mamori_webhook.policy_source import PolicySource
 from mamori_webhook.review import BadReview, shorten
@@ -43,14 +44,18 @@ def create_app(
     policy_source: PolicySource,
     metrics: AdmissionMetrics,
     certificates: CertificateStatus | None = None,
+    events: EventSink | None = None,
 ) -> Flask:
-    """Build the app; the caller owns ``policy_source`` (starts and stops it)."""
+    """Build the app; the caller owns ``policy_source`` and ``events`` (starts and stops them)."""
+    if events is not None:
+        events.count_outcomes(lambda outcome: metrics.event_posts.labels(outcome=outcome).inc())
     app = Flask("mamori_webhook")
     app.json.sort_keys = False  # type: ignore[attr-defined]
     admission = Admission(
         policy_source=policy_source,
         metrics=metrics,
         trusted_annotation_writers=settings.trusted_annotation_writers,
+        on_answer=None if events is None else events.report,
     )
     app.register_blueprint(
         admission_blueprint(admission, metrics=metrics, max_body_bytes=settings.max_body_bytes)

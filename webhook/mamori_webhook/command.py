@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -21,8 +23,10 @@ from mamori.settings import add_arguments as add_settings_arguments
 from mamori_webhook.settings import WebhookSettings
 
 if TYPE_CHECKING:
+    from mamori_webhook.event_sink import EventSink
     from mamori_webhook.policy_source import PolicySource
 
+LOG = logging.getLogger("mamori_webhook.command")
 EXIT_USAGE = 2
 
 
@@ -52,7 +56,12 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(f"--tls-cert/--tls-key: {error}")
     except StartupError as error:
         return usage_error(str(error))
-    return serve(settings, certificates=certificates, policy_source_factory=factory)
+    return serve(
+        settings,
+        certificates=certificates,
+        policy_source_factory=factory,
+        event_sink_factory=event_sink_factory(settings, os.environ),
+    )
 
 
 class StartupError(Exception):
@@ -86,6 +95,44 @@ def policy_source_factory(
         return ClusterPolicySource(kubernetes.client.ApiClient(configuration))
 
     return cluster_source
+
+
+def event_sink_factory(
+    settings: WebhookSettings, environ: Mapping[str, str]
+) -> Callable[[], EventSink] | None:
+    """How each worker builds its Event sink: the policy watch's way to the API server.
+
+    None when ``--no-events``, or when a ``--policy`` file is served and no cluster is configured
+    (a local run): then Events are off, and the log says so once.
+    """
+    if not settings.events:
+        return None
+    try:
+        configuration = load_client_configuration(settings.kubeconfig, environ)
+    except Exception as error:
+        LOG.warning("Kubernetes Events are off: no cluster to post them to (%s)", error)
+        return None
+    instance = socket.gethostname()  # the pod's name, in a cluster
+
+    def build() -> EventSink:
+        import kubernetes.client
+
+        from mamori.events import EventCorrelator, Limits, Reporter
+        from mamori_webhook.event_sink import (
+            COALESCE_SECONDS,
+            COMPONENT,
+            EventSink,
+            KubeEventWriter,
+        )
+
+        return EventSink(
+            correlator=EventCorrelator(
+                Reporter(COMPONENT, instance), limits=Limits(coalesce_seconds=COALESCE_SECONDS)
+            ),
+            writer=KubeEventWriter(kubernetes.client.ApiClient(configuration)),
+        )
+
+    return build
 
 
 def _same(source: PolicySource) -> PolicySource:

@@ -3,14 +3,21 @@
 Under gunicorn several worker processes answer requests, so a scrape that reached one worker
 would see only its share. :func:`enable_multiprocess` switches prometheus-client to its
 multiprocess mode (values in memory-mapped files in one directory) before any metric exists;
-:meth:`AdmissionMetrics.exposition` then sums every worker's files at scrape time.
+:meth:`AdmissionMetrics.exposition` then sums every worker's files at scrape time. The served
+certificate's expiry is read at scrape time from the worker that answers (every worker serves
+the same files).
+
+Every metric here is listed, with its labels and a query to alert on, in docs/metrics.md; the
+chart's PrometheusRule and Grafana dashboard use only these names.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,6 +27,7 @@ from prometheus_client import (
     generate_latest,
     values,
 )
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -58,15 +66,51 @@ KNOWN_KINDS = frozenset(
 )
 
 
+# Requests that got no verdict (see app.py and admission.py); each starts at zero.
+ERROR_REASONS = (
+    "content-type",
+    "body-too-large",
+    "malformed-review",
+    "not-ready",
+    "internal",
+    "unexpected",
+)
+# Outcomes of an Event the webhook wanted to post: written as a new Event, folded into an
+# existing one (count bumped), or dropped by the rate limit.
+EVENT_OUTCOMES = ("posted", "aggregated", "dropped")
+CERTIFICATE_EXPIRY_METRIC = "mamori_webhook_certificate_expiry_timestamp_seconds"
+
+
+class Expiring(Protocol):
+    @property
+    def not_after(self) -> datetime.datetime: ...
+
+
+class ServedCertificate(Protocol):
+    """What the metrics need of :class:`mamori_webhook.tls.CertificateReloader`."""
+
+    @property
+    def current(self) -> Expiring | None: ...
+
+
 class AdmissionMetrics:
     """What the webhook counts: reviews by outcome, violations by rule, time, errors.
 
     ``multiprocess_dir`` is set in every gunicorn worker (after :func:`enable_multiprocess` in
     the master); unit tests leave it unset and read this instance's own registry.
+    ``certificates``, when given, adds the served certificate's notAfter to every scrape.
     """
 
-    def __init__(self, *, multiprocess_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        multiprocess_dir: Path | None = None,
+        certificates: ServedCertificate | None = None,
+    ) -> None:
         self.multiprocess_dir = multiprocess_dir
+        self.certificate_expiry = (
+            CertificateExpiryCollector(certificates) if certificates is not None else None
+        )
         self.registry: CollectorRegistry | None = None if multiprocess_dir else CollectorRegistry()
         self.requests = Counter(
             "mamori_admission_requests",
@@ -92,6 +136,21 @@ class AdmissionMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.event_posts = Counter(
+            "mamori_webhook_event_posts",
+            "Kubernetes Events the webhook wanted to post, by outcome (posted, aggregated, "
+            "dropped)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        # Known label values start at zero, so rate() sees the first one (in multiprocess mode
+        # a series exists only once a worker has touched it).
+        for reason in ERROR_REASONS:
+            self.errors.labels(reason=reason)
+        for outcome in EVENT_OUTCOMES:
+            self.event_posts.labels(outcome=outcome)
+        if self.registry is not None and self.certificate_expiry is not None:
+            self.registry.register(self.certificate_expiry)
         # labels() takes a lock and builds a key on every call; a review's counters are looked
         # up once per label set instead (the label values are bounded: KNOWN_KINDS, outcomes).
         self._request_children: dict[tuple[str, str, str], Any] = {}
@@ -112,7 +171,27 @@ class AdmissionMetrics:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+        if self.certificate_expiry is not None:
+            registry.register(self.certificate_expiry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class CertificateExpiryCollector:
+    """The served certificate's notAfter as a Unix time, read when scraped: after a reload the
+    next scrape shows the new certificate, with no update to forget."""
+
+    def __init__(self, certificates: ServedCertificate) -> None:
+        self.certificates = certificates
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            CERTIFICATE_EXPIRY_METRIC,
+            "notAfter of the TLS certificate the webhook serves, as a Unix time",
+        )
+        served = self.certificates.current
+        if served is not None:
+            family.add_metric([], served.not_after.timestamp())
+        yield family
 
 
 def enable_multiprocess(directory: Path) -> None:

@@ -32,6 +32,7 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from mamori_webhook.app import create_app
+from mamori_webhook.event_sink import EventSink
 from mamori_webhook.front import FrontWorker
 from mamori_webhook.logs import logging_config
 from mamori_webhook.metrics import AdmissionMetrics, enable_multiprocess, forget_worker
@@ -41,6 +42,7 @@ from mamori_webhook.tls import CertificateReloader
 
 LOG = logging.getLogger("mamori_webhook.server")
 PolicySourceFactory = Callable[[], PolicySource]
+EventSinkFactory = Callable[[], EventSink]
 WORKER_TIMEOUT = 30  # seconds a worker may miss its heartbeat before the master replaces it
 
 
@@ -66,12 +68,15 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         certificates: CertificateReloader,
         policy_source_factory: PolicySourceFactory,
         metrics_dir: Path,
+        event_sink_factory: EventSinkFactory | None = None,
     ) -> None:
         self.settings = settings
         self.certificates = certificates
         self.policy_source_factory = policy_source_factory
+        self.event_sink_factory = event_sink_factory
         self.metrics_dir = metrics_dir
         self.policy_source: PolicySource | None = None
+        self.event_sink: EventSink | None = None
         super().__init__()
 
     def load_config(self) -> None:
@@ -113,16 +118,24 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         source = self.policy_source_factory()
         source.start()
         self.policy_source = source
+        if self.event_sink_factory is not None:  # its thread, like the watches, after the fork
+            self.event_sink = self.event_sink_factory()
+            self.event_sink.start()
         return create_app(
             self.settings,
             policy_source=source,
-            metrics=AdmissionMetrics(multiprocess_dir=self.metrics_dir),
+            metrics=AdmissionMetrics(
+                multiprocess_dir=self.metrics_dir, certificates=self.certificates
+            ),
             certificates=self.certificates,
+            events=self.event_sink,
         )
 
     def worker_exit(self, arbiter: Any, worker: Any) -> None:
         if self.policy_source is not None:
             self.policy_source.stop()
+        if self.event_sink is not None:
+            self.event_sink.stop()
 
     def child_exit(self, arbiter: Any, worker: Any) -> None:
         forget_worker(self.metrics_dir, worker.pid)
@@ -146,6 +159,7 @@ def serve(
     *,
     certificates: CertificateReloader,
     policy_source_factory: PolicySourceFactory,
+    event_sink_factory: EventSinkFactory | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT; return the exit status (in the master and in each worker)."""
     settings = with_fixed_port(settings)
@@ -158,6 +172,7 @@ def serve(
         certificates=certificates,
         policy_source_factory=policy_source_factory,
         metrics_dir=metrics_dir,
+        event_sink_factory=event_sink_factory,
     )
     try:
         server.run()

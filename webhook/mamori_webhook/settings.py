@@ -78,6 +78,12 @@ class WebhookSettings:
         "(comma-separated); nobody else may",
         metavar="USERS",
     )
+    events: bool = setting(
+        True,
+        help="post a Kubernetes Event on the object for each denial and each Warn-mode warning "
+        "(repeats counted, rate-limited per object; needs create and patch on events) to the "
+        "cluster found as for watching (even with --policy); off when there is none",
+    )
     access_log: bool = setting(False, help="log every HTTP request (one JSON line each)")
     log_format: str = setting("json", help="log format: json or text", metavar="FORMAT")
     verbose: bool = setting(False, help="log debug messages")

@@ -139,12 +139,13 @@ What every entry of the ValidatingWebhookConfiguration shares: where the API ser
 Service, or webhook.urlOverride), how it fails, and which namespaces and objects it sends. One
 definition, so the entries can never drift apart. caBundle is not rendered: the operator
 (certificates.mode=operator) or cert-manager's injector keeps it in every entry, and helm
-upgrades leave it alone.
+upgrades leave it alone. sideEffects: the webhook posts Events about its answers
+(webhook.events.enabled), never for a dry run, so NoneOnDryRun.
 */}}
 {{- define "mamori.webhook.sharedFields" -}}
 {{- $webhook := .Values.webhook -}}
 admissionReviewVersions: ["v1"]
-sideEffects: None
+sideEffects: {{ if $webhook.events.enabled }}NoneOnDryRun{{ else }}None{{ end }}
 failurePolicy: {{ $webhook.failurePolicy }}
 timeoutSeconds: {{ $webhook.timeoutSeconds }}
 matchPolicy: {{ $webhook.matchPolicy }}

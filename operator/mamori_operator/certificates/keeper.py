@@ -44,6 +44,7 @@ from mamori_operator.certificates.plan import (
     service_hosts,
 )
 from mamori_operator.certificates.settings import CertificateSettings
+from mamori_operator.metrics import CERTIFICATES
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ class CertificateKeeper:
             )
         )
         self.passes += 1
+        self._measure(state)
         return PassResult(step.reasons, tuple(written), state, configuration is not None)
 
     # -- the timer ------------------------------------------------------------------------------
@@ -176,12 +178,21 @@ class CertificateKeeper:
             try:
                 self.reconcile()
             except Exception:  # a failed pass must not end the timer; the next one retries
+                self.kube.metrics.count_reconcile(CERTIFICATES, failed=True)
                 logger.exception(
                     "certificates: pass failed; retrying in %.0fs", RETRY_AFTER_FAILURE
                 )
                 delay = min(self.settings.check_interval, RETRY_AFTER_FAILURE)
             else:
                 delay = self._next_delay()
+
+    def _measure(self, state: CertificateState) -> None:
+        """A pass went through: count it, and show when what is now stored expires."""
+        metrics = self.kube.metrics
+        metrics.count_reconcile(CERTIFICATES, failed=False)
+        for name, pair in (("ca", state.authority), ("serving", state.serving)):
+            if pair is not None:
+                metrics.certificate_expires(name, pair.not_after)
 
     # -- API calls ------------------------------------------------------------------------------
 

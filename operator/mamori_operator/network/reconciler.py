@@ -30,7 +30,7 @@ from mamori_operator.api.kube import (
     KubeError,
     network_policy_path,
 )
-from mamori_operator.metrics import Metrics
+from mamori_operator.metrics import NETWORK_POLICIES, Metrics
 from mamori_operator.network.requeue import Requeue
 from mamori_operator.state.cluster import (
     ClusterState,
@@ -211,6 +211,7 @@ class NetworkPolicyReconciler:
         """
         with self._lock_for(namespace):
             written, failed = self._reconcile(namespace)
+        self.metrics.count_reconcile(NETWORK_POLICIES, failed=failed)
         if failed:
             delay = self.retries.failed(namespace)
             logger.info(
@@ -260,6 +261,15 @@ class NetworkPolicyReconciler:
                     "else; mamori put it back"
                 ),
             )
+            uid = str((body.get("metadata") or {}).get("uid") or "")
+            self.events.normal(  # on the object itself too: `kubectl describe networkpolicy`
+                self._network_policy_ref(current, uid=None if event_type == "DELETED" else uid),
+                reason=f"NetworkPolicy{verb}",
+                message=(
+                    f"this NetworkPolicy was {how} by someone else; mamori put it back as "
+                    f"ClusterSecurityPolicy {record.name} wants it"
+                ),
+            )
 
     def errors_for(self, policy_name: str) -> dict[str, str]:
         with self._guard:
@@ -273,6 +283,25 @@ class NetworkPolicyReconciler:
         self.retries.forget(namespace)
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _network_policy_ref(self, current: NetworkPolicyRecord, *, uid: str | None) -> ObjectRef:
+        """The NetworkPolicy as ``involvedObject``; a restored one has a new uid: read it."""
+        if uid is None:
+            try:
+                written = self.kube.get(
+                    network_policy_path(current.namespace, current.name),
+                    resource="networkpolicies",
+                )
+            except KubeError:
+                written = None
+            uid = str(((written or {}).get("metadata") or {}).get("uid") or "")
+        return ObjectRef(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            current.name,
+            uid=uid,
+            namespace=current.namespace,
+        )
 
     def _lock_for(self, namespace: str) -> threading.Lock:
         with self._guard:

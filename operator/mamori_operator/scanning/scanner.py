@@ -25,7 +25,7 @@ from mamori_operator.api.kube import (
     cluster_object_path,
     pod_path,
 )
-from mamori_operator.metrics import Metrics
+from mamori_operator.metrics import IMAGE_SCAN, POD_SCAN_STATUS, SCAN_LOOKUP, Metrics
 from mamori_operator.scanning.cache import ScanCache
 from mamori_operator.scanning.model import (
     ANNOTATIONS,
@@ -97,6 +97,7 @@ class PodScanner:
         self.cached_providers = cached_providers
         self.cache = cache
         self.health = health
+        metrics.show_scan_statuses(self.scan_status_counts)
 
     # -- pods ----------------------------------------------------------------------------------
 
@@ -158,8 +159,10 @@ class PodScanner:
             )
         except KubeError as error:
             if error.status != 404:
+                self.metrics.count_reconcile(POD_SCAN_STATUS, failed=True)
                 raise
             return False
+        self.metrics.count_reconcile(POD_SCAN_STATUS, failed=False)
         version = str((written.get("metadata") or {}).get("resourceVersion", ""))
         self.state.update_pod_annotations(pod.key, desired, resource_version=version)
         was = current.get(STATUS_ANNOTATION)
@@ -170,6 +173,15 @@ class PodScanner:
                 message="; ".join(_describe(report) for report in vulnerable),
             )
         return True
+
+    def scan_status_counts(self) -> dict[str, int]:
+        """Pods by their scan-status annotation, every status present (for the metrics)."""
+        counts = dict.fromkeys((status.value for status in ScanStatus), 0)
+        for pod in self.state.all_pods():
+            status = pod.annotations.get(STATUS_ANNOTATION)
+            if status in counts:
+                counts[status] += 1
+        return counts
 
     # -- images --------------------------------------------------------------------------------
 
@@ -221,6 +233,7 @@ class PodScanner:
                 self.metrics.provider_requests.labels(
                     provider=provider.name, outcome=answer.outcome.value
                 ).inc()
+                self.metrics.count_reconcile(SCAN_LOOKUP, failed=not answer.healthy)
             return answer
 
         if provider.name not in self.cached_providers:
@@ -274,10 +287,12 @@ class PodScanner:
                 force=existing is not None,
             )
         except KubeError as error:
+            self.metrics.count_reconcile(IMAGE_SCAN, failed=True)
             logger.warning(
                 "could not write ImageScan %s: %s", name, error, extra=log_context(name=name)
             )
             return
+        self.metrics.count_reconcile(IMAGE_SCAN, failed=False)
         self.state.set_image_scan(
             report.digest, ImageScanRecord(name=name, managed=True, spec=spec, report=report)
         )

@@ -1,32 +1,67 @@
 """Background audit: judge running pods with the same engine as the admission webhook.
 
-A pod admitted before a policy existed (or while it was in Audit mode) may break it; the audit
-finds those. Results are cached per pod and recomputed only when the pod, the policies or the
-namespace labels change, so a status refresh over thousands of pods stays cheap.
+A pod admitted before a policy existed (or while it was in Audit or Warn mode) may break it; the
+audit finds those. Results are cached per pod and recomputed only when the pod, the policies or
+the namespace labels change, so a status refresh over thousands of pods stays cheap.
+
+What is kept is small on purpose: the pods of one workload are usually identical, so their
+verdicts are interned (one shared tuple of violations, one shared workload reference, for all
+replicas), and the findings are also offered per workload (:meth:`Auditor.workloads`), which is
+what the PolicyReports list.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mamori.engine import evaluate
+from mamori.findings import Violation
 from mamori.policy import Policy
+from mamori_operator.reports.workloads import WorkloadRef, workload_of
 from mamori_operator.state.cluster import ClusterState, PodRecord
 
 logger = logging.getLogger(__name__)
 
 PodKey = tuple[str, str]
 AuditStamp = tuple[str, int, tuple[tuple[str, str], ...]]
+Violations = tuple[Violation, ...]
+WorkloadFindings = Mapping[str, Mapping[WorkloadRef, Violations]]
+"""namespace → workload → its violations (the union over its pods, in a stable order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The violations of a pod, and the same as policy → rule IDs (what the status counts)."""
+
+    violations: Violations
+    rules_by_policy: Mapping[str, tuple[str, ...]]
+
+
+NO_VERDICT = Verdict((), {})
 
 
 @dataclass(frozen=True, slots=True)
 class PodAudit:
     stamp: AuditStamp
-    rules_by_policy: Mapping[str, tuple[str, ...]]
+    namespace: str
+    workload: WorkloadRef
+    verdict: Verdict
+
+
+def judge_pod(
+    body: Mapping[str, Any],
+    policies: list[Policy],
+    *,
+    namespace: str,
+    namespace_labels: Mapping[str, str],
+) -> Violations:
+    """Every violation of the pod (advisory findings are hints, not violations)."""
+    decision = evaluate(body, policies, namespace=namespace, namespace_labels=namespace_labels)
+    return () if decision is None else decision.violations
 
 
 def audit_pod(
@@ -37,49 +72,130 @@ def audit_pod(
     namespace_labels: Mapping[str, str],
 ) -> dict[str, tuple[str, ...]]:
     """Policy name → sorted rule IDs the pod violates (advisory findings are not violations)."""
-    decision = evaluate(body, policies, namespace=namespace, namespace_labels=namespace_labels)
-    if decision is None:
-        return {}
+    violations = judge_pod(body, policies, namespace=namespace, namespace_labels=namespace_labels)
+    return dict(_rules_by_policy(violations))
+
+
+def _rules_by_policy(violations: Violations) -> Mapping[str, tuple[str, ...]]:
     rules: dict[str, set[str]] = {}
-    for violation in decision.violations:
+    for violation in violations:
         rules.setdefault(violation.policy, set()).add(violation.rule)
     return {policy: tuple(sorted(ids)) for policy, ids in rules.items()}
+
+
+class _Interner:
+    """One object per distinct value within a pass: replicas share their verdict and workload."""
+
+    def __init__(self) -> None:
+        self.verdicts: dict[Violations, Verdict] = {}
+        self.violations: dict[Violation, Violation] = {}
+        self.workloads: dict[tuple[str, WorkloadRef], WorkloadRef] = {}
+
+    def verdict(self, violations: Violations) -> Verdict:
+        if not violations:
+            return NO_VERDICT
+        shared = tuple(self.violations.setdefault(v, v) for v in violations)
+        known = self.verdicts.get(shared)
+        if known is None:
+            known = self.verdicts[shared] = Verdict(shared, _rules_by_policy(shared))
+        return known
+
+    def keep(self, audit: PodAudit) -> PodAudit:
+        """Register a cached entry's shared objects, so new entries reuse them."""
+        self.workloads.setdefault((audit.namespace, audit.workload), audit.workload)
+        if audit.verdict.violations:
+            self.verdicts.setdefault(audit.verdict.violations, audit.verdict)
+            for violation in audit.verdict.violations:
+                self.violations.setdefault(violation, violation)
+        return audit
+
+    def workload(self, namespace: str, workload: WorkloadRef) -> WorkloadRef:
+        return self.workloads.setdefault((namespace, workload), workload)
 
 
 class Auditor:
     def __init__(self, state: ClusterState) -> None:
         self.state = state
         self._results: dict[PodKey, PodAudit] = {}
+        self._workloads: WorkloadFindings = {}
+        self.revision = 0
+        """Bumped whenever some pod's verdict or workload changed (a pod came, went or moved)."""
         self._lock = threading.Lock()
+        self._pass = threading.Lock()  # the status writer and the reporter may audit at once
 
     def audit(self) -> dict[PodKey, Mapping[str, tuple[str, ...]]]:
         """Bring every pod's verdict up to date; return pod → policy → rules."""
+        with self._pass:
+            fresh = self._audit()
+        return {key: audit.verdict.rules_by_policy for key, audit in fresh.items()}
+
+    def workloads(self) -> WorkloadFindings:
+        """namespace → workload → violations, as of the last :meth:`audit` (workloads without
+        violations are left out)."""
+        with self._lock:
+            return self._workloads
+
+    def _audit(self) -> dict[PodKey, PodAudit]:
         policies = self.state.policies()
         version = self.state.policies_version
         labels = {ns.name: ns.labels for ns in self.state.all_namespaces()}
         pods = self.state.all_pods()
         fresh: dict[PodKey, PodAudit] = {}
+        interner = _Interner()
         with self._lock:
             previous = self._results
+        changed = len(pods) != len(previous)
         for pod in pods:
             namespace_labels = labels.get(pod.namespace, {})
             stamp = (pod.resource_version, version, tuple(sorted(namespace_labels.items())))
             cached = previous.get(pod.key)
             if cached is not None and cached.stamp == stamp:
-                fresh[pod.key] = cached
+                fresh[pod.key] = interner.keep(cached)
                 continue
-            fresh[pod.key] = PodAudit(stamp, self._judge(pod, policies, namespace_labels))
+            audit = PodAudit(
+                stamp=stamp,
+                namespace=pod.namespace,
+                workload=interner.workload(pod.namespace, workload_of(pod)),
+                verdict=interner.verdict(self._judge(pod, policies, namespace_labels)),
+            )
+            fresh[pod.key] = audit
+            changed = changed or cached is None or _differs(cached, audit)
+        workloads = _by_workload(fresh.values()) if changed else None
         with self._lock:
             self._results = fresh
-        return {key: audit.rules_by_policy for key, audit in fresh.items()}
+            if workloads is not None:
+                self._workloads = workloads
+                self.revision += 1
+        return fresh
 
     def _judge(
         self, pod: PodRecord, policies: list[Policy], namespace_labels: Mapping[str, str]
-    ) -> Mapping[str, tuple[str, ...]]:
+    ) -> Violations:
         try:
-            return audit_pod(
+            return judge_pod(
                 pod.body, policies, namespace=pod.namespace, namespace_labels=namespace_labels
             )
         except Exception:  # a rule crashing on one odd pod must not stop the audit
             logger.exception("audit of pod %s/%s failed", pod.namespace, pod.name)
-            return {}
+            return ()
+
+
+def _differs(old: PodAudit, new: PodAudit) -> bool:
+    return old.workload != new.workload or old.verdict.violations != new.verdict.violations
+
+
+def _by_workload(audits: Iterable[PodAudit]) -> WorkloadFindings:
+    """Group pod verdicts by workload: the union of its pods' violations, each once."""
+    found: dict[str, dict[WorkloadRef, set[Violation]]] = {}
+    for audit in audits:
+        if audit.verdict.violations:
+            found.setdefault(audit.namespace, {}).setdefault(audit.workload, set()).update(
+                audit.verdict.violations
+            )
+    return {
+        namespace: {
+            workload: tuple(sorted(violations, key=Violation.sort_key))
+            for workload, violations in workloads.items()
+        }
+        for namespace, workloads in found.items()
+    }

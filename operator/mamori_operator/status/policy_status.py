@@ -23,6 +23,7 @@ from typing import Any
 from mamori.logs import log_context
 from mamori.policy import API_GROUP, API_VERSION, KIND, PLURAL
 from mamori_operator.api.kube import Kube, KubeError, cluster_object_path
+from mamori_operator.metrics import POLICY_STATUS
 from mamori_operator.network.reconciler import (
     NetworkPolicyCount,
     NetworkPolicyReconciler,
@@ -298,7 +299,8 @@ class StatusWriter:
         try:
             result = self.kube.apply(path, body, resource=f"{PLURAL}/status", force=True)
         except KubeError as error:
-            if error.status != 404:
+            if error.status != 404:  # the policy is gone: nothing failed
+                self.kube.metrics.count_reconcile(POLICY_STATUS, failed=True)
                 logger.warning(
                     "could not write status of policy %s: %s",
                     record.name,
@@ -306,6 +308,7 @@ class StatusWriter:
                     extra=log_context(policy=record.name),
                 )
             return False
+        self.kube.metrics.count_reconcile(POLICY_STATUS, failed=False)
         self.state.set_policy_status(record.name, result.get("status") or {})
         return True
 
