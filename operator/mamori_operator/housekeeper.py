@@ -1,7 +1,8 @@
-"""The operator's one background thread: status refresh, due rescans, periodic resync.
+"""The operator's one background thread: status refresh, PolicyReports, due rescans, resync.
 
 Watch events do the urgent work in kopf's handlers; this loop does what is due by time: write
-policy statuses that changed (every ``status_interval``), look again at digests whose cached
+policy statuses that changed (every ``status_interval``) and then the PolicyReports (when
+switched on), look again at digests whose cached
 scan result expired, and resync: re-list the cluster from the API server, replacing the
 operator's view whole, then re-converge every namespace's NetworkPolicies and the pods whose
 inputs changed. A resync runs once per ``resync_interval`` and as soon as ``relist_wanted`` is
@@ -18,6 +19,7 @@ from collections.abc import Callable
 
 from mamori_operator.api.kube import KubeError
 from mamori_operator.network.reconciler import NetworkPolicyReconciler
+from mamori_operator.reports.writer import PolicyReporter
 from mamori_operator.scanning.cache import ScanCache
 from mamori_operator.scanning.scanner import PodScanner
 from mamori_operator.state.cluster import ClusterState, RelistChanges
@@ -42,6 +44,7 @@ class Housekeeper:
         clock: Callable[[], float] = time.monotonic,
         lister: ClusterLister | None = None,
         relist_wanted: threading.Event | None = None,
+        reports: PolicyReporter | None = None,
     ) -> None:
         self.state = state
         self.reconciler = reconciler
@@ -54,6 +57,7 @@ class Housekeeper:
         self.clock = clock
         self.lister = lister
         self.relist_wanted = relist_wanted or threading.Event()
+        self.reports = reports
         self.resyncs = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,6 +87,8 @@ class Housekeeper:
                     self.relist_wanted.set()  # the API is away: try again next pass
             self._guarded("rescan", self.rescan_due)
             self._guarded("status refresh", self.status.refresh)
+            if self.reports is not None:
+                self._guarded("policy reports", self.reports.refresh)
             self.passes += 1
             self._stop.wait(self.status_interval)
 

@@ -94,6 +94,18 @@ class Services:
             health=health,
             offenders=config.offenders,
         )
+        reports = None
+        if config.policy_reports:
+            reports = PolicyReporter(
+                state=state,
+                kube=kube,
+                auditor=auditor,
+                limits=ReportLimits(
+                    max_results=config.policy_report_max_results,
+                    max_bytes=config.policy_report_max_bytes,
+                ),
+                relist_interval=config.resync_interval,
+            )
         housekeeper = Housekeeper(
             state=state,
             reconciler=reconciler,
@@ -105,21 +117,8 @@ class Services:
             resync_interval=config.resync_interval,
             lister=ClusterLister(kube=kube, state=state),
             relist_wanted=handled.relist_wanted,
+            reports=reports,
         )
-        reports = None
-        if config.policy_reports:
-            reports = PolicyReporter(
-                state=state,
-                kube=kube,
-                auditor=auditor,
-                limits=ReportLimits(
-                    max_results=config.policy_report_max_results,
-                    max_bytes=config.policy_report_max_bytes,
-                ),
-                synced=handled.synced,
-                interval=config.status_interval,
-                relist_interval=config.resync_interval,
-            )
         return cls(
             config=config,
             metrics=metrics,
@@ -140,12 +139,8 @@ class Services:
     def start(self) -> None:
         self.reconciler.retries.start()
         self.housekeeper.start()
-        if self.reports is not None:
-            self.reports.start()
 
     def close(self) -> None:
-        if self.reports is not None:
-            self.reports.stop()
         self.housekeeper.stop()
         self.reconciler.retries.stop()
         self.kube.close()

@@ -2,6 +2,7 @@
 
 ``operator`` runs one in-process operator per test module; a module that needs other settings
 overrides ``operator_overrides`` (fields of OperatorConfig) instead of repeating the fixture.
+``made`` collects the policies and namespaces a test creates and deletes them afterwards.
 
 The fault-test fixtures (``private_control_plane`` and friends) are in tests/cluster_fixtures.py,
 so that every directory can use them; the faults themselves are in faults.py.
@@ -39,3 +40,14 @@ def operator(
 ) -> Iterator[Services]:
     with running_operator(operator_config(Path(kubeconfig), **operator_overrides)) as services:
         yield services
+
+
+@pytest.fixture
+def made(cluster: Cluster) -> Iterator[dict[str, list[str]]]:
+    """What the test created, by kind ("policies", "namespaces"), deleted when it ends."""
+    things: dict[str, list[str]] = {"policies": [], "namespaces": []}
+    yield things
+    for name in things["policies"]:
+        cluster.delete_policy(name)
+    for name in things["namespaces"]:
+        cluster.delete_namespace(name)

@@ -75,17 +75,20 @@ class Cluster:
     def install_crds(self) -> None:
         """Apply mamori's CRDs (and the test copy of Trivy's) and wait until they serve."""
         for path in CRD_FILES:
-            body = yaml.safe_load(path.read_text())
-            name = body["metadata"]["name"]
-            try:
-                self.ext.create_custom_resource_definition(body)
-            except ApiException as error:
-                if error.status != 409:
-                    raise
-                current = self.ext.read_custom_resource_definition(name)
-                body["metadata"]["resourceVersion"] = current.metadata.resource_version
-                self.ext.replace_custom_resource_definition(name, body)
-            wait_until(lambda name=name: self._established(name), message=f"CRD {name} established")
+            self.install_crd(yaml.safe_load(path.read_text()))
+
+    def install_crd(self, body: dict[str, Any]) -> None:
+        """Create or replace one CRD, and wait until it serves."""
+        name = body["metadata"]["name"]
+        try:
+            self.ext.create_custom_resource_definition(body)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            current = self.ext.read_custom_resource_definition(name)
+            body["metadata"]["resourceVersion"] = current.metadata.resource_version
+            self.ext.replace_custom_resource_definition(name, body)
+        wait_until(lambda: self._established(name), message=f"CRD {name} established")
 
     def _established(self, name: str) -> bool:
         crd = self.ext.read_custom_resource_definition(name)

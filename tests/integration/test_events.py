@@ -254,16 +254,6 @@ def test_the_charts_rbac_lets_the_webhook_post_and_count_events(
 # -- the operator ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def made(cluster: Cluster) -> Iterator[dict[str, list[str]]]:
-    things: dict[str, list[str]] = {"policies": [], "namespaces": []}
-    yield things
-    for name in things["policies"]:
-        cluster.delete_policy(name)
-    for name in things["namespaces"]:
-        cluster.delete_namespace(name)
-
-
 def selected_namespace(cluster: Cluster, made: dict[str, list[str]], spec: dict[str, Any]) -> str:
     namespace, policy_name = unique("ev"), unique("ev")
     cluster.create_namespace(namespace, {"mamori-test": namespace})

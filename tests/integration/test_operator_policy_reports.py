@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,42 +44,13 @@ def cluster(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Clust
         ),
     ).stdout
     for body in documents(rendered):
-        install_crd(cluster, body)
+        cluster.install_crd(body)
     return cluster
-
-
-def install_crd(cluster: Cluster, body: dict[str, Any]) -> None:
-    name = body["metadata"]["name"]
-    try:
-        cluster.ext.create_custom_resource_definition(body)
-    except ApiException as error:
-        if error.status != 409:
-            raise
-        current = cluster.ext.read_custom_resource_definition(name)
-        body["metadata"]["resourceVersion"] = current.metadata.resource_version
-        cluster.ext.replace_custom_resource_definition(name, body)
-
-    def established() -> bool:
-        crd = cluster.ext.read_custom_resource_definition(name)
-        conditions = crd.status.conditions or []
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-    wait_until(established, message=f"CRD {name} established")
 
 
 @pytest.fixture(scope="module")
 def operator_overrides() -> dict[str, Any]:
     return {"policy_reports": True, "policy_report_max_results": MAX_RESULTS}
-
-
-@pytest.fixture
-def made(cluster: Cluster) -> Iterator[dict[str, list[str]]]:
-    things: dict[str, list[str]] = {"namespaces": [], "policies": []}
-    yield things
-    for name in things["policies"]:
-        cluster.delete_policy(name)
-    for name in things["namespaces"]:
-        cluster.delete_namespace(name)
 
 
 def warn_policy(cluster: Cluster, made: dict[str, list[str]], label: str) -> str:
@@ -356,8 +327,9 @@ def test_nothing_is_written_while_nothing_changes(
     assert reporter is not None
 
     def passes_later(count: int) -> None:
-        target = reporter.passes + count
-        wait_until(lambda: reporter.passes >= target, message=f"{count} reporter passes")
+        housekeeper = operator.housekeeper  # its pass refreshes the reports
+        target = housekeeper.passes + count
+        wait_until(lambda: housekeeper.passes >= target, message=f"{count} reporter passes")
 
     passes_later(2)
     settled = report_writes(operator)
@@ -376,8 +348,6 @@ def test_nothing_is_written_while_nothing_changes(
         kube=operator.kube,
         auditor=operator.auditor,
         limits=reporter.limits,
-        synced=operator.handled.synced,
-        interval=reporter.interval,
         relist_interval=reporter.relist_interval,
     )
     assert restarted.refresh() == 0

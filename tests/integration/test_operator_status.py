@@ -3,7 +3,6 @@ what ``kubectl get csp`` prints, and a broken spec explained."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,16 +22,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def operator_overrides() -> dict[str, Any]:
     return {"offenders": 2}
-
-
-@pytest.fixture
-def made(cluster: Cluster) -> Iterator[dict[str, list[str]]]:
-    things: dict[str, list[str]] = {"namespaces": [], "policies": []}
-    yield things
-    for name in things["policies"]:
-        cluster.delete_policy(name)
-    for name in things["namespaces"]:
-        cluster.delete_namespace(name)
 
 
 def settled_status(cluster: Cluster, name: str, check: Any) -> dict[str, Any]:

@@ -5,7 +5,6 @@ real API server: tests/integration/test_operator_policy_reports.py.)"""
 from __future__ import annotations
 
 import copy
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -128,8 +127,6 @@ def reporter(state: ClusterState, kube: RecordingKube) -> PolicyReporter:
         kube=kube,  # type: ignore[arg-type]
         auditor=Auditor(state),
         limits=ReportLimits(),
-        synced=threading.Event(),
-        interval=1.0,
         relist_interval=300.0,
         clock=lambda: 1_800_000_000.0,
     )

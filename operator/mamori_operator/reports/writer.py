@@ -8,15 +8,15 @@ clean, the policy is gone) is deleted. What is in the cluster is re-listed at st
 
 The operator only ever touches its own reports: it lists by the managed-by label, creates with
 POST (a report of the same name that is not ours makes the create fail, and it stays as it is),
-and deletes with a uid precondition. Only the leader runs it (it is started with the operator's
-services, after the Lease, and its writes go through the fenced :class:`Kube`). Missing CRDs
-switch reports off until a re-list finds them.
+and deletes with a uid precondition. Only the leader runs it: the housekeeper's pass calls
+:meth:`PolicyReporter.refresh` after the status refresh (started with the operator's services,
+after the Lease; writes go through the fenced :class:`Kube`). Missing CRDs switch reports off
+until a re-list finds them.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -87,8 +87,6 @@ class PolicyReporter:
         kube: Kube,
         auditor: Auditor,
         limits: ReportLimits,
-        synced: threading.Event,
-        interval: float,
         relist_interval: float,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -97,43 +95,15 @@ class PolicyReporter:
         self.kube = kube
         self.auditor = auditor
         self.limits = limits
-        self.synced = synced
-        self.interval = interval
         self.relist_interval = relist_interval
         self.clock = clock
         self.monotonic = monotonic
         self.available: dict[str, bool] = {NAMESPACED_PLURAL: False, CLUSTER_PLURAL: False}
-        self.passes = 0
         self._written: dict[str, Written] | None = None  # None: not listed yet
         self._foreign: set[str] = set()  # namespaces whose "mamori" report is someone else's
         self._sources: dict[str, Mapping[WorkloadRef, Violations]] = {}  # findings now reported
         self._next_relist = 0.0
         self._done: object = None  # the inputs of the last pass that wrote all it had to
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # -- the loop ------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="mamori-policy-reports", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self.synced.wait(0.1):  # nothing is decided on half a picture
-            if self._stop.is_set():
-                return
-        while not self._stop.is_set():
-            try:
-                self.refresh()
-            except Exception:  # keep the loop alive; the next pass retries
-                logger.exception("policy report refresh failed")
-            self.passes += 1
-            self._stop.wait(self.interval)
 
     @property
     def left_alone(self) -> frozenset[str]:
