@@ -22,26 +22,13 @@ import yaml
 
 from tests.cluster_fixtures import ClusterUnderTest, Kubectl, NamespaceFactory, namespace_name
 from tests.helpers import wait_for
+from tests.unit.test_why_explain import RESTRICTED_POD_SPEC
 from tests.webhook.cluster import TEST_LABEL, Scope, install_policy_crd, unique
 
 pytestmark = pytest.mark.integration
 
 VENV_BIN = Path(sys.executable).parent
 PLUGIN = VENV_BIN / "kubectl-mamori"
-RESTRICTED_POD_SPEC: dict[str, Any] = {
-    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-    "containers": [
-        {
-            "name": "app",
-            "image": "registry.example/app:1",
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "capabilities": {"drop": ["ALL"]},
-                "runAsUser": 1000,
-            },
-        }
-    ],
-}
 
 
 def web_deployment(namespace: str) -> dict[str, Any]:
