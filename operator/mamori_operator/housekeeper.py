@@ -2,7 +2,7 @@
 
 Watch events do the urgent work in kopf's handlers; this loop does what is due by time: write
 policy statuses that changed (every ``status_interval``) and then the PolicyReports (when
-switched on), look again at digests whose cached
+switched on) and the Event counts a rate limit held back, look again at digests whose cached
 scan result expired, and resync: re-list the cluster from the API server, replacing the
 operator's view whole, then re-converge every namespace's NetworkPolicies and the pods whose
 inputs changed. A resync runs once per ``resync_interval`` and as soon as ``relist_wanted`` is
@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from mamori_operator.api.events import EventRecorder
 from mamori_operator.api.kube import KubeError
 from mamori_operator.network.reconciler import NetworkPolicyReconciler
 from mamori_operator.reports.writer import PolicyReporter
@@ -45,6 +46,7 @@ class Housekeeper:
         lister: ClusterLister | None = None,
         relist_wanted: threading.Event | None = None,
         reports: PolicyReporter | None = None,
+        events: EventRecorder | None = None,
     ) -> None:
         self.state = state
         self.reconciler = reconciler
@@ -58,6 +60,7 @@ class Housekeeper:
         self.lister = lister
         self.relist_wanted = relist_wanted or threading.Event()
         self.reports = reports
+        self.events = events
         self.resyncs = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -89,6 +92,8 @@ class Housekeeper:
             self._guarded("status refresh", self.status.refresh)
             if self.reports is not None:
                 self._guarded("policy reports", self.reports.refresh)
+            if self.events is not None:  # repeats held back by an object's rate limit
+                self._guarded("event flush", self.events.flush)
             self.passes += 1
             self._stop.wait(self.status_interval)
 

@@ -118,6 +118,7 @@ class Services:
             lister=ClusterLister(kube=kube, state=state),
             relist_wanted=handled.relist_wanted,
             reports=reports,
+            events=events,
         )
         return cls(
             config=config,

@@ -5,8 +5,9 @@ the shared :class:`mamori.events.EventCorrelator`; this module only makes the re
 the counted client. Posting is best effort: a failure is logged and never fails the work it
 reports on. Each occurrence is counted in ``mamori_operator_event_posts_total``: ``posted`` (a
 new Event) or ``aggregated`` (counted on an existing one); nothing is dropped. A count that had
-to wait for the object's rate limit is written by the next post (about any object) once a token
-is back. Events about cluster-scoped objects (policies) go to the ``default`` namespace, where
+to wait for the object's rate limit is written by :meth:`EventRecorder.flush` (the housekeeper's
+every pass) or by the next post, whichever comes first once a token is back. Events about
+cluster-scoped objects (policies) go to the ``default`` namespace, where
 ``kubectl describe csp`` finds them.
 """
 
@@ -68,6 +69,14 @@ class EventRecorder:
         self.kube.metrics.event_posts.labels(outcome=outcome).inc()
         for write in writes:
             self._send(write)
+
+    def flush(self) -> int:
+        """Write the counts that waited for their object's rate limit and may go now."""
+        with self._lock:
+            writes = self._correlator.due()
+        for write in writes:
+            self._send(write)
+        return len(writes)
 
     def _send(self, write: EventWrite) -> None:
         collection = f"/api/v1/namespaces/{write.namespace}/events"
