@@ -276,26 +276,6 @@ class Writer(Protocol):
         ...
 
 
-OUTPUTS = ("text", "json", "sarif", "junit")
-LOCATED_OUTPUTS = frozenset({"sarif", "junit"})
-"""The reports that place each finding at its field's line (judge with ``locate``)."""
-
-
-def writer_for(output: str) -> Writer:
-    """The writer of one of ``OUTPUTS``; the CI formats' modules are imported only here."""
-    if output == "sarif":
-        from functools import partial
-
-        from mamori.report.sarif import docs_url, write_sarif
-
-        return partial(write_sarif, docs=docs_url())
-    if output == "junit":
-        from mamori.report.junit import write_junit
-
-        return write_junit
-    return write_json if output == "json" else write_text
-
-
 def write_json(outcomes: Iterable[Outcome], stream: TextIO, *, on_error: ErrorSink) -> Tally:
     """The documented JSON report, written result by result (errors are gathered for the end)."""
     tally = Tally()

@@ -13,9 +13,30 @@ import sys
 from collections.abc import Sequence
 
 from mamori import __version__
-from mamori.check import EXIT_ERROR, LOCATED_OUTPUTS, OUTPUTS, judge, writer_for
+from mamori.check import EXIT_ERROR, Writer, judge, write_json, write_text
 from mamori.manifests import InputError, ReadLimits
 from mamori.policy import PolicyError, default_policy, load_policy_file
+
+OUTPUTS = ("text", "json", "sarif", "junit")
+LOCATED_OUTPUTS = frozenset({"sarif", "junit"})
+"""The reports that place each finding at its field's line (judge with ``locate``)."""
+
+
+def writer_for(output: str) -> Writer:
+    """The writer of one of ``OUTPUTS``; the CI formats' modules (which build on mamori.check's
+    outcomes) are imported only here, when chosen."""
+    if output == "sarif":
+        from functools import partial
+
+        from mamori.report.sarif import docs_url, write_sarif
+
+        return partial(write_sarif, docs=docs_url())
+    if output == "junit":
+        from mamori.report.junit import write_junit
+
+        return write_junit
+    return write_json if output == "json" else write_text
+
 
 # Subcommands implemented in their own packages: name → (module, help).
 DELEGATED = {
