@@ -25,6 +25,7 @@ from tests.integration.operator_support import Cluster, fake_digest, unique, wai
 from tests.integration.test_admission import (
     DENIED,
     SELECTOR,
+    TRUSTED_REGISTRY,
     apply,
     deployment,
     pod_spec,
@@ -50,7 +51,7 @@ def policy(name: str, *, enforcement: str) -> dict[str, Any]:
         "spec": {
             "enforcement": enforcement,
             "podSecurity": "restricted",
-            "trustedRegistries": ["registry.k8s.io"],
+            "trustedRegistries": [TRUSTED_REGISTRY],
         },
     }
 

@@ -12,6 +12,7 @@ from typing import Any
 
 DIGEST = "sha256:" + "a" * 64
 TRUSTED_IMAGE = f"ghcr.io/acme/app@{DIGEST}"
+TRUSTED_REGISTRY = TRUSTED_IMAGE.rsplit("/", 1)[0]  # what a policy trusts for TRUSTED_IMAGE
 UNTRUSTED_IMAGE = f"docker.io/evil/miner@{DIGEST}"
 
 COMPLIANT_POD_SPEC: dict[str, Any] = {

@@ -27,6 +27,7 @@ from mamori_webhook.policy_source import StaticPolicySource
 from mamori_webhook.settings import WebhookSettings
 from tests.webhook.reviews import (
     TRUSTED_IMAGE,
+    TRUSTED_REGISTRY,
     UNTRUSTED_IMAGE,
     pod_spec,
     policy_document,
@@ -78,7 +79,7 @@ def client(sink: EventSink, enforcement: str = "Enforce") -> Any:
         load_policies(
             [
                 policy_document(
-                    "production", trustedRegistries=["ghcr.io/acme"], enforcement=enforcement
+                    "production", trustedRegistries=[TRUSTED_REGISTRY], enforcement=enforcement
                 ),
             ]
         )
