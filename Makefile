@@ -11,7 +11,7 @@ CACHE := .cache
 PYTEST_ARGS ?=
 
 .PHONY: help venv controlplane node coredns netpol helm image lint typecheck hadolint unit integration test generate \
-        demo bench clean kind-up kind-install cluster cluster-down
+        demo bench clean kind-up kind-install cluster cluster-down supplychain
 
 help:
 	@echo "make demo          the whole story on a local control plane (builds what it needs)"
@@ -22,6 +22,8 @@ help:
 	@echo "make coredns       build CoreDNS (cluster DNS for the local cluster) from Go modules"
 	@echo "make netpol        build the NetworkPolicy engine of the datapath tests (kube-router's"
 	@echo "                   firewall, tests only) from Go modules (ipset from Debian)"
+	@echo "make supplychain   build the registry tests' OCI registry, cosign, notation, oras and"
+	@echo "                   crane (tests only) from Go modules"
 	@echo "make helm          build helm from Go modules"
 	@echo "make image         build the Dockerfile with buildah into .cache/image/mamori.oci.tar"
 	@echo "make cluster       a local cluster with a real node and mamori installed by helm from"
@@ -60,6 +62,11 @@ coredns:
 netpol:
 	bash tools/netpol/build.sh
 
+# The supply-chain tools of the registry tests (tests/integration/registry_support.py), for the
+# tests only: an OCI registry, cosign, notation, oras and crane from tools/supplychain/go.mod.
+supplychain:
+	bash tools/supplychain/build.sh
+
 # The Dockerfile built with buildah on a local stand-in for python:3.11-slim (no Docker engine;
 # needs root and the Debian packages buildah, mmdebstrap, runc, umoci). Rebuilt only when an input
 # changes; the image tests (marker `image`) run it with runc.
@@ -82,11 +89,11 @@ hadolint: venv
 unit: venv helm
 	$(BIN)/python -m pytest tests -m "not integration and not image" $(PYTEST_ARGS)
 
-integration: venv controlplane node coredns netpol helm
+integration: venv controlplane node coredns netpol helm supplychain
 	$(BIN)/python -m pytest tests -m integration $(PYTEST_ARGS)
 
 # One pytest run for everything, so the control plane starts once per session.
-test: venv controlplane node coredns netpol helm image lint typecheck hadolint
+test: venv controlplane node coredns netpol helm supplychain image lint typecheck hadolint
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 # A Docker-free counterpart of `make kind-up kind-install`: control plane, controllers and one

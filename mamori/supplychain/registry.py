@@ -1,0 +1,387 @@
+"""Resolve an image tag to the digest its registry serves, over the OCI distribution API.
+
+A tag is a pointer the registry may move at any time; a digest names content. Supply-chain
+checks judge content, so they start here: ``HEAD /v2/<repository>/manifests/<tag>`` and the
+``Docker-Content-Digest`` header of the answer.
+
+Admission waits on this call, so every call has a hard deadline (connect, TLS handshake, every
+request and every read of every response together; bounded_http.py), every response a size
+bound, and redirects are refused. Credentials come from the caller, are sent only over TLS, and
+never appear in a repr, a log line or an error message. 401 challenges are read by
+challenges.py; answers are kept in a small TTL cache (digest_cache.py) so that a busy admission
+path asks the registry once per tag per TTL.
+
+Standard library only (http.client, ssl): the core loads no third-party HTTP client.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import ssl
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+
+from mamori.images import ImageReference, parse_reference, split_port
+from mamori.supplychain.bounded_http import Answer, Connection, Deadline, TooLarge, request
+from mamori.supplychain.challenges import (
+    Challenge,
+    MalformedChallenge,
+    parse_challenges,
+    pick_challenge,
+    token_request_target,
+)
+from mamori.supplychain.digest_cache import DigestCache
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+# Indexes first: for a multi-platform image the digest that names it is the index's digest.
+MANIFEST_MEDIA_TYPES: Final = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
+ACCEPT_MANIFESTS: Final = ", ".join(MANIFEST_MEDIA_TYPES)
+
+# The digests a runtime verifies, in the canonical form registries send (lower-case hex).
+CONTENT_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}", re.ASCII)
+# A bearer token is opaque, but no registry's comes near this; a longer one is refused.
+TOKEN_MAX_LENGTH = 16 * 1024
+# Registry endpoints remembered as asking for Basic auth (a handful in any real cluster).
+BASIC_ENDPOINTS_MAX = 256
+
+
+class RegistryError(Exception):
+    """A resolution that failed; the message names the image and never the credentials."""
+
+    reason = "failed"
+
+    def __init__(self, image: str, detail: str = "") -> None:
+        self.image = image
+        self.detail = detail
+        message = f"resolving {image}: {self.reason}"
+        super().__init__(f"{message} ({detail})" if detail else message)
+
+
+class ImageNotFound(RegistryError):
+    reason = "the registry has no such repository or tag"
+
+
+class Unauthorized(RegistryError):
+    reason = "the registry refused the credentials (or anonymous access)"
+
+
+class RegistryTimeout(RegistryError):
+    reason = "the registry did not answer within the deadline"
+
+
+class BadDigestHeader(RegistryError):
+    reason = "the registry's Docker-Content-Digest header is missing or malformed"
+
+
+class RegistryTLSError(RegistryError):
+    reason = "TLS with the registry failed"
+
+
+class RegistryUnavailable(RegistryError):
+    reason = "the registry is unreachable or failing"
+
+
+class ResponseTooLarge(RegistryError):
+    reason = "the registry's response exceeds the size bound"
+
+
+class RegistryProtocolError(RegistryError):
+    reason = "the registry's answer is not what the distribution API specifies"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A registry user and password (or identity token), given by the caller.
+
+    The repr hides both fields, so a dataclass printed in a log or a traceback leaks nothing.
+    """
+
+    username: str = field(repr=False)
+    password: str = field(repr=False)
+
+    def basic_authorization(self) -> str:
+        pair = f"{self.username}:{self.password}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistryClientConfig:
+    """How the client talks to registries; built once by whoever wires it in.
+
+    ``deadline`` bounds one :meth:`RegistryClient.resolve` call end to end (seconds).
+    ``max_response_bytes`` bounds each response, status line and headers included.
+    ``ssl_context`` verifies registry certificates (default: the system's trust store).
+    ``api_hosts`` maps a registry as images name it to the host[:port] that serves its API,
+    for registries whose API lives elsewhere. ``cache_ttl`` (seconds) and ``cache_max_entries``
+    size the tag → digest cache.
+    """
+
+    deadline: float = 2.0
+    max_response_bytes: int = 64 * 1024
+    ssl_context: ssl.SSLContext | None = None
+    api_hosts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    cache_ttl: float = 30.0
+    cache_max_entries: int = 1024
+
+    def __post_init__(self) -> None:
+        if not self.deadline > 0:
+            raise ValueError(f"deadline must be positive seconds, got {self.deadline!r}")
+        if self.max_response_bytes < 1024:
+            raise ValueError(f"max_response_bytes must be >= 1024, got {self.max_response_bytes}")
+        if self.cache_ttl < 0 or self.cache_max_entries < 0:
+            raise ValueError("cache_ttl and cache_max_entries must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What a tag pointed to when asked: the digest, and the manifest's media type."""
+
+    reference: ImageReference
+    digest: str
+    media_type: str | None
+    cached: bool = False
+
+
+# --- status → error -------------------------------------------------------------------------
+
+
+def error_for_status(status: int, image: str, *, authenticated: bool) -> RegistryError:
+    """The typed error for a manifest HEAD that did not answer 200."""
+    if status == 404:
+        return ImageNotFound(image)
+    if status in (401, 403):
+        detail = f"HTTP {status}" if authenticated else f"HTTP {status} without credentials"
+        return Unauthorized(image, detail)
+    if 300 <= status < 400:
+        return RegistryProtocolError(image, f"HTTP {status}: redirects are refused")
+    if status == 429 or status >= 500:
+        return RegistryUnavailable(image, f"HTTP {status}")
+    return RegistryProtocolError(image, f"HTTP {status}")
+
+
+def content_digest(header: str | None, image: str) -> str:
+    """The digest of a ``Docker-Content-Digest`` header, or :class:`BadDigestHeader`."""
+    if header is None:
+        raise BadDigestHeader(image, "no Docker-Content-Digest header")
+    value = header.strip()
+    if not CONTENT_DIGEST_RE.fullmatch(value):
+        raise BadDigestHeader(image, f"{value[:80]!r} is not sha256:<64 hex> or sha512:<128 hex>")
+    return value
+
+
+class _BoundedSet:
+    """A thread-safe set that forgets its oldest member past ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._members: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def knows(self, member: str) -> bool:
+        with self._lock:
+            return member in self._members
+
+    def add(self, member: str) -> None:
+        with self._lock:
+            self._members[member] = None
+            self._members.move_to_end(member)
+            while len(self._members) > self._limit:
+                self._members.popitem(last=False)
+
+    def discard(self, member: str) -> None:
+        with self._lock:
+            self._members.pop(member, None)
+
+
+# --- the client -----------------------------------------------------------------------------
+
+
+class RegistryClient:
+    """Resolves image references to digests; one per process, shared by threads."""
+
+    def __init__(
+        self,
+        config: RegistryClientConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._context = config.ssl_context or ssl.create_default_context()
+        self._cache_salt = os.urandom(16)
+        self._basic_endpoints = _BoundedSet(BASIC_ENDPOINTS_MAX)
+        self.cache: DigestCache[Resolution] = DigestCache(
+            ttl=config.cache_ttl, max_entries=config.cache_max_entries, clock=clock
+        )
+
+    def resolve(
+        self, image: str | ImageReference, *, credentials: Credentials | None = None
+    ) -> Resolution:
+        """The digest ``image``'s tag points to now (or within the cache's TTL).
+
+        A reference that already carries a digest is answered without asking: the runtime
+        pulls that digest whatever the tag says. Raises a :class:`RegistryError` subclass.
+        """
+        reference = parse_reference(image) if isinstance(image, str) else image
+        if reference.digest is not None:
+            return Resolution(reference, reference.digest, None)
+        key = self.cache_key(reference, credentials)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return Resolution(reference, cached.digest, cached.media_type, cached=True)
+        resolution = self._ask(reference, credentials, str(reference))
+        self.cache.put(key, resolution)
+        return resolution
+
+    def _ask(
+        self, reference: ImageReference, credentials: Credentials | None, image: str
+    ) -> Resolution:
+        deadline = Deadline(self._config.deadline, self._clock)
+        host, port = self._api_host(reference)
+        path = f"/v2/{reference.path}/manifests/{reference.tag}"
+        try:
+            answer = self._manifest_head(host, port, path, reference, credentials, deadline)
+        except RegistryError:
+            raise
+        except TooLarge:
+            raise ResponseTooLarge(
+                image, f"more than {self._config.max_response_bytes} bytes"
+            ) from None
+        except TimeoutError:
+            raise RegistryTimeout(image, f"{self._config.deadline:g}s") from None
+        except (ssl.SSLError, ssl.CertificateError) as error:
+            raise RegistryTLSError(image, _tls_detail(error)) from None
+        except (ConnectionError, OSError) as error:
+            raise RegistryUnavailable(image, type(error).__name__) from None
+        except http.client.HTTPException as error:
+            raise RegistryProtocolError(image, type(error).__name__) from None
+        if answer.status != 200:
+            raise error_for_status(answer.status, image, authenticated=credentials is not None)
+        digest = content_digest(answer.headers.get("Docker-Content-Digest"), image)
+        media_type = (answer.headers.get("Content-Type") or "").split(";")[0].strip()
+        return Resolution(reference, digest, media_type or None)
+
+    def _manifest_head(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        reference: ImageReference,
+        credentials: Credentials | None,
+        deadline: Deadline,
+    ) -> Answer:
+        image = str(reference)
+        endpoint = f"{host}:{port}"
+        headers = {"Accept": ACCEPT_MANIFESTS}
+        # A registry that asked for Basic before gets it at once: one round trip, not two.
+        sent_basic = credentials is not None and self._basic_endpoints.knows(endpoint)
+        if credentials is not None and sent_basic:
+            headers["Authorization"] = credentials.basic_authorization()
+        connection = self._connect(host, port, deadline)
+        try:
+            answer = request(connection, "HEAD", path, headers)
+            if answer.status != 401:
+                return answer
+            header = answer.headers.get("WWW-Authenticate")
+            try:
+                challenge = pick_challenge(parse_challenges(header or ""))
+            except MalformedChallenge as error:
+                raise RegistryProtocolError(image, f"WWW-Authenticate: {error}") from None
+            if challenge is None:
+                raise RegistryProtocolError(image, "no Basic or Bearer challenge")
+            if challenge.scheme == "basic":
+                if credentials is None or sent_basic:
+                    return answer
+                self._basic_endpoints.add(endpoint)
+                authorization = credentials.basic_authorization()
+            else:
+                self._basic_endpoints.discard(endpoint)
+                token = self._bearer_token(challenge, reference, credentials, deadline)
+                authorization = f"Bearer {token}"
+            headers = {"Accept": ACCEPT_MANIFESTS, "Authorization": authorization}
+            return request(connection, "HEAD", path, headers)
+        finally:
+            connection.close()
+
+    def _bearer_token(
+        self,
+        challenge: Challenge,
+        reference: ImageReference,
+        credentials: Credentials | None,
+        deadline: Deadline,
+    ) -> str:
+        image = str(reference)
+        try:
+            host, port, target = token_request_target(challenge, reference.path)
+        except ValueError as error:
+            raise RegistryProtocolError(image, str(error)) from None
+        headers = {"Accept": "application/json"}
+        if credentials is not None:
+            headers["Authorization"] = credentials.basic_authorization()
+        connection = self._connect(host, port, deadline)
+        try:
+            answer = request(connection, "GET", target, headers)
+        finally:
+            connection.close()
+        if answer.status in (401, 403):
+            raise Unauthorized(image, f"token service answered HTTP {answer.status}")
+        if answer.status != 200:
+            raise error_for_status(answer.status, image, authenticated=credentials is not None)
+        try:
+            document = json.loads(answer.body)
+        except ValueError:
+            raise RegistryProtocolError(image, "the token response is not JSON") from None
+        token = document.get("token") or document.get("access_token")
+        if not isinstance(token, str) or not token or len(token) > TOKEN_MAX_LENGTH:
+            raise RegistryProtocolError(image, "the token response holds no usable token")
+        if not token.isascii() or not token.isprintable() or " " in token:
+            raise RegistryProtocolError(image, "the token response holds no usable token")
+        return token
+
+    def cache_key(self, reference: ImageReference, credentials: Credentials | None) -> str:
+        """The image, and whose answer it was: an answer given to one set of credentials is
+        never served to another (nor to anonymous). The credentials enter as a keyed hash, so
+        the cache holds no password."""
+        who = "anonymous"
+        if credentials is not None:
+            secret = f"{credentials.username}\0{credentials.password}".encode()
+            who = hmac.new(self._cache_salt, secret, hashlib.sha256).hexdigest()[:32]
+        return f"{reference.registry}/{reference.path}:{reference.tag} {who}"
+
+    def _connect(self, host: str, port: int, deadline: Deadline) -> Connection:
+        return Connection(
+            host,
+            port,
+            context=self._context,
+            deadline=deadline,
+            limit=self._config.max_response_bytes,
+        )
+
+    def _api_host(self, reference: ImageReference) -> tuple[str, int]:
+        domain = self._config.api_hosts.get(reference.registry, reference.domain)
+        host, port = split_port(domain)
+        if host.startswith("["):
+            host = host[1:-1]
+        return host, int(port) if port else 443
+
+
+def _tls_detail(error: Exception) -> str:
+    """A TLS failure's reason (certificate names are the registry's, never a secret)."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return error.verify_message or "certificate verification failed"
+    reason = getattr(error, "reason", None)
+    return str(reason) if reason else type(error).__name__
