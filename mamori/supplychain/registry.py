@@ -53,6 +53,8 @@ ACCEPT_MANIFESTS: Final = ", ".join(MANIFEST_MEDIA_TYPES)
 
 # The digests a runtime verifies, in the canonical form registries send (lower-case hex).
 CONTENT_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}", re.ASCII)
+# A tag, as the distribution spec defines it (what may follow /manifests/ besides a digest).
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
 # A bearer token is opaque, but no registry's comes near this; a longer one is refused.
 TOKEN_MAX_LENGTH = 16 * 1024
 # Registry endpoints remembered as asking for Basic auth (a handful in any real cluster).
@@ -154,6 +156,22 @@ class Resolution:
     digest: str
     media_type: str | None
     cached: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """Content read from the registry (whole, within the size bound) and its digest."""
+
+    digest: str
+    media_type: str | None
+    body: bytes = field(repr=False)
+
+
+def _digest_of(body: bytes, like: str) -> str:
+    """``body``'s digest, in the algorithm ``like`` names (sha512 or else sha256)."""
+    if like.startswith("sha512:"):
+        return "sha512:" + hashlib.sha512(body).hexdigest()
+    return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 # --- status → error -------------------------------------------------------------------------
@@ -283,17 +301,20 @@ class RegistryClient:
         reference: ImageReference,
         credentials: Credentials | None,
         deadline: Deadline,
+        *,
+        method: str = "HEAD",
+        accept: str = ACCEPT_MANIFESTS,
     ) -> Answer:
         image = str(reference)
         endpoint = f"{host}:{port}"
-        headers = {"Accept": ACCEPT_MANIFESTS}
+        headers = {"Accept": accept}
         # A registry that asked for Basic before gets it at once: one round trip, not two.
         sent_basic = credentials is not None and self._basic_endpoints.knows(endpoint)
         if credentials is not None and sent_basic:
             headers["Authorization"] = credentials.basic_authorization()
         connection = self._connect(host, port, deadline)
         try:
-            answer = request(connection, "HEAD", path, headers)
+            answer = request(connection, method, path, headers)
             if answer.status != 401:
                 return answer
             header = answer.headers.get("WWW-Authenticate")
@@ -312,8 +333,8 @@ class RegistryClient:
                 self._basic_endpoints.discard(endpoint)
                 token = self._bearer_token(challenge, reference, credentials, deadline)
                 authorization = f"Bearer {token}"
-            headers = {"Accept": ACCEPT_MANIFESTS, "Authorization": authorization}
-            return request(connection, "HEAD", path, headers)
+            headers = {"Accept": accept, "Authorization": authorization}
+            return request(connection, method, path, headers)
         finally:
             connection.close()
 
@@ -351,6 +372,96 @@ class RegistryClient:
         if not token.isascii() or not token.isprintable() or " " in token:
             raise RegistryProtocolError(image, "the token response holds no usable token")
         return token
+
+    # --- bounded GETs of content (for signature checks) -----------------------------------
+
+    def get_manifest(
+        self,
+        reference: ImageReference,
+        tag_or_digest: str,
+        *,
+        credentials: Credentials | None = None,
+    ) -> Fetched | None:
+        """The manifest ``tag_or_digest`` names in ``reference``'s repository, or None (404).
+
+        Asked by digest, the body must hash to that digest; asked by tag, its digest is the
+        body's hash (and must equal the Docker-Content-Digest header when one is sent).
+        """
+        path = f"/v2/{reference.path}/manifests/{tag_or_digest}"
+        return self._get_content(reference, path, tag_or_digest, ACCEPT_MANIFESTS, credentials)
+
+    def get_referrers(
+        self, reference: ImageReference, digest: str, *, credentials: Credentials | None = None
+    ) -> Fetched | None:
+        """The referrers index of ``digest`` (OCI 1.1), or None when the registry has no
+        referrers API (404): the caller then reads the tag-schema fallback."""
+        if not CONTENT_DIGEST_RE.fullmatch(digest):
+            raise RegistryProtocolError(str(reference), f"{digest[:80]!r} is not a digest")
+        path = f"/v2/{reference.path}/referrers/{digest}"
+        return self._get_content(reference, path, None, OCI_INDEX, credentials)
+
+    def get_blob(
+        self, reference: ImageReference, digest: str, *, credentials: Credentials | None = None
+    ) -> Fetched | None:
+        """The blob ``digest`` in ``reference``'s repository, checked against it, or None."""
+        if ":" not in digest:
+            raise RegistryProtocolError(str(reference), f"{digest[:80]!r} is not a digest")
+        path = f"/v2/{reference.path}/blobs/{digest}"
+        return self._get_content(reference, path, digest, "*/*", credentials)
+
+    def _get_content(
+        self,
+        reference: ImageReference,
+        path: str,
+        expected: str | None,
+        accept: str,
+        credentials: Credentials | None,
+    ) -> Fetched | None:
+        image = str(reference)
+        if expected is not None and ":" in expected:
+            if not CONTENT_DIGEST_RE.fullmatch(expected):
+                raise RegistryProtocolError(image, f"{expected[:80]!r} is not a digest")
+        elif expected is not None:
+            if not TAG_RE.fullmatch(expected):
+                raise RegistryProtocolError(image, f"{expected[:80]!r} is not a tag")
+            expected = None
+        deadline = Deadline(self._config.deadline, self._clock)
+        host, port = self._api_host(reference)
+        try:
+            answer = self._manifest_head(
+                host, port, path, reference, credentials, deadline, method="GET", accept=accept
+            )
+        except RegistryError:
+            raise
+        except TooLarge:
+            raise ResponseTooLarge(
+                image, f"more than {self._config.max_response_bytes} bytes"
+            ) from None
+        except TimeoutError:
+            raise RegistryTimeout(image, f"{self._config.deadline:g}s") from None
+        except (ssl.SSLError, ssl.CertificateError) as error:
+            raise RegistryTLSError(image, _tls_detail(error)) from None
+        except (ConnectionError, OSError) as error:
+            raise RegistryUnavailable(image, type(error).__name__) from None
+        except http.client.HTTPException as error:
+            raise RegistryProtocolError(image, type(error).__name__) from None
+        if answer.status == 404:
+            return None
+        if answer.status != 200:
+            raise error_for_status(answer.status, image, authenticated=credentials is not None)
+        digest = _digest_of(answer.body, expected or "sha256:")
+        if expected is not None and digest != expected:
+            raise RegistryProtocolError(image, f"content does not hash to {expected}")
+        header = answer.headers.get("Docker-Content-Digest")
+        manifest_by_tag = expected is None and "/manifests/" in path
+        if (
+            manifest_by_tag
+            and header is not None
+            and (content_digest(header, image) != _digest_of(answer.body, header))
+        ):
+            raise RegistryProtocolError(image, "content does not hash to its digest header")
+        media_type = (answer.headers.get("Content-Type") or "").split(";")[0].strip()
+        return Fetched(digest, media_type or None, answer.body)
 
     def cache_key(self, reference: ImageReference, credentials: Credentials | None) -> str:
         """The image, and whose answer it was: an answer given to one set of credentials is

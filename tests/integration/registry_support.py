@@ -41,6 +41,7 @@ SUPPLYCHAIN_BIN = Path(
 )
 REGISTRY = SUPPLYCHAIN_BIN / "registry"
 CRANE = SUPPLYCHAIN_BIN / "crane"
+COSIGN = SUPPLYCHAIN_BIN / "cosign"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 CLI_TIMEOUT = 60.0
@@ -158,6 +159,28 @@ class TestRegistry:
     def move_tag(self, repository: str, tag: str, digest: str) -> None:
         """Point ``tag`` at the manifest ``digest`` (already in ``repository``)."""
         self.crane("tag", f"{self.address}/{repository}@{digest}", tag)
+
+    def cosign(self, *args: str, cwd: Path, password: str = "") -> str:
+        """Run the cosign CLI in ``cwd`` with the isolated environment; its stdout."""
+        env = {**self.cli_env, "COSIGN_PASSWORD": password}
+        done = subprocess.run(
+            [str(COSIGN), *args],
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RegistrySupportError(f"cosign {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def cosign_key_pair(self, directory: Path, password: str) -> Path:
+        """``cosign generate-key-pair`` in ``directory``; the public key's path."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.cosign("generate-key-pair", cwd=directory, password=password)
+        return directory / "cosign.pub"
 
 
 def _isolated_cli_env(home: Path, ca_file: Path) -> dict[str, str]:
