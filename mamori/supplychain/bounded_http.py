@@ -37,10 +37,23 @@ class Deadline:
 class BoundedReader(io.RawIOBase):
     """Socket reads under the call's deadline and the response's size bound."""
 
-    def __init__(self, sock: socket.socket, deadline: Deadline, limit: int) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        deadline: Deadline,
+        limit: int,
+        on_close: Callable[[], None] = lambda: None,
+    ) -> None:
+        super().__init__()
         self._sock = sock
         self._deadline = deadline
         self._left = limit
+        self._on_close = on_close
+
+    def close(self) -> None:
+        if not self.closed:
+            self._on_close()
+        super().close()
 
     def readable(self) -> bool:
         return True
@@ -66,6 +79,8 @@ class BoundedSocket:
         self._sock = sock
         self._deadline = deadline
         self._limit = limit
+        self._readers = 0
+        self._closed = False
 
     def sendall(self, data: bytes) -> None:
         self._sock.settimeout(self._deadline.remaining())
@@ -73,10 +88,24 @@ class BoundedSocket:
 
     def makefile(self, mode: str, *args: object, **kwargs: object) -> io.BufferedReader:
         # One reader per response: the size bound applies to each response on its own.
-        return io.BufferedReader(BoundedReader(self._sock, self._deadline, self._limit))
+        self._readers += 1
+        reader = BoundedReader(
+            self._sock, self._deadline, self._limit, on_close=self._reader_closed
+        )
+        return io.BufferedReader(reader)
 
     def close(self) -> None:
-        self._sock.close()
+        # http.client closes the connection before it reads the body of a response that ends
+        # the connection (HTTP/1.0, Connection: close); as with socket.makefile, the socket
+        # stays open until the response's reader is closed too.
+        self._closed = True
+        if self._readers == 0:
+            self._sock.close()
+
+    def _reader_closed(self) -> None:
+        self._readers -= 1
+        if self._closed and self._readers == 0:
+            self._sock.close()
 
 
 class Connection(http.client.HTTPConnection):
