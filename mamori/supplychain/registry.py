@@ -17,6 +17,7 @@ Standard library only (http.client, ssl): the core loads no third-party HTTP cli
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -27,7 +28,7 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
@@ -265,14 +266,11 @@ class RegistryClient:
         self.cache.put(key, resolution)
         return resolution
 
-    def _ask(
-        self, reference: ImageReference, credentials: Credentials | None, image: str
-    ) -> Resolution:
-        deadline = Deadline(self._config.deadline, self._clock)
-        host, port = self._api_host(reference)
-        path = f"/v2/{reference.path}/manifests/{reference.tag}"
+    @contextlib.contextmanager
+    def _transport_errors(self, image: str) -> Iterator[None]:
+        """What went wrong on the wire, as the typed error that names ``image``."""
         try:
-            answer = self._manifest_head(host, port, path, reference, credentials, deadline)
+            yield
         except RegistryError:
             raise
         except TooLarge:
@@ -287,6 +285,15 @@ class RegistryClient:
             raise RegistryUnavailable(image, type(error).__name__) from None
         except http.client.HTTPException as error:
             raise RegistryProtocolError(image, type(error).__name__) from None
+
+    def _ask(
+        self, reference: ImageReference, credentials: Credentials | None, image: str
+    ) -> Resolution:
+        deadline = Deadline(self._config.deadline, self._clock)
+        host, port = self._api_host(reference)
+        path = f"/v2/{reference.path}/manifests/{reference.tag}"
+        with self._transport_errors(image):
+            answer = self._manifest_head(host, port, path, reference, credentials, deadline)
         if answer.status != 200:
             raise error_for_status(answer.status, image, authenticated=credentials is not None)
         digest = content_digest(answer.headers.get("Docker-Content-Digest"), image)
@@ -427,24 +434,10 @@ class RegistryClient:
             expected = None
         deadline = Deadline(self._config.deadline, self._clock)
         host, port = self._api_host(reference)
-        try:
+        with self._transport_errors(image):
             answer = self._manifest_head(
                 host, port, path, reference, credentials, deadline, method="GET", accept=accept
             )
-        except RegistryError:
-            raise
-        except TooLarge:
-            raise ResponseTooLarge(
-                image, f"more than {self._config.max_response_bytes} bytes"
-            ) from None
-        except TimeoutError:
-            raise RegistryTimeout(image, f"{self._config.deadline:g}s") from None
-        except (ssl.SSLError, ssl.CertificateError) as error:
-            raise RegistryTLSError(image, _tls_detail(error)) from None
-        except (ConnectionError, OSError) as error:
-            raise RegistryUnavailable(image, type(error).__name__) from None
-        except http.client.HTTPException as error:
-            raise RegistryProtocolError(image, type(error).__name__) from None
         if answer.status == 404:
             return None
         if answer.status != 200:
