@@ -319,7 +319,7 @@ class EventCorrelator:
             self._pending.add(key)
             return None
         self._pending.discard(key)
-        body = event_body(record_view(record), reporter=self.reporter)
+        body = event_body(record, reporter=self.reporter)
         patch = None
         if record.written:
             patch = {
@@ -334,34 +334,7 @@ class EventCorrelator:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class EventState:
-    """An Event's fields as they should read now."""
-
-    name: str
-    subject: ObjectRef
-    type: EventType
-    reason: str
-    message: str
-    first: float
-    last: float
-    count: int
-
-
-def record_view(record: _Record) -> EventState:
-    return EventState(
-        name=record.name,
-        subject=record.subject,
-        type=record.type,
-        reason=record.reason,
-        message=record.message,
-        first=record.first,
-        last=record.last,
-        count=record.count,
-    )
-
-
-def event_body(state: EventState, *, reporter: Reporter) -> dict[str, Any]:
+def event_body(state: _Record, *, reporter: Reporter) -> dict[str, Any]:
     """A core/v1 Event (``kubectl describe`` and ``kubectl get events`` show it)."""
     return {
         "apiVersion": "v1",

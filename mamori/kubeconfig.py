@@ -17,22 +17,30 @@ if TYPE_CHECKING:
 
 
 def load_client_configuration(
-    kubeconfig: Path | None, environ: Mapping[str, str] | None = None
+    kubeconfig: Path | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    context: str | None = None,
 ) -> kubernetes.client.Configuration:
-    """A client configuration from ``kubeconfig``, else in-cluster, else the user's kubeconfig."""
+    """A client configuration from ``kubeconfig``, else in-cluster, else the user's kubeconfig.
+
+    ``context`` picks a kubeconfig context (as ``kubectl --context``); naming one means a
+    kubeconfig, so the service account is not tried.
+    """
     import kubernetes.client
     import kubernetes.config
 
     configuration = kubernetes.client.Configuration()
     if kubeconfig is None:
-        try:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)
-            return configuration
-        except kubernetes.config.ConfigException:
-            pass
+        if context is None:
+            try:
+                kubernetes.config.load_incluster_config(client_configuration=configuration)
+                return configuration
+            except kubernetes.config.ConfigException:
+                pass
         environ = os.environ if environ is None else environ
         kubeconfig = Path(environ.get("KUBECONFIG") or Path.home() / ".kube" / "config")
     kubernetes.config.load_kube_config(
-        config_file=str(kubeconfig), client_configuration=configuration
+        config_file=str(kubeconfig), context=context, client_configuration=configuration
     )
     return configuration

@@ -126,15 +126,9 @@ def connect(options: ClusterOptions, environ: Mapping[str, str] | None = None) -
     environ = os.environ if environ is None else environ
     path = options.kubeconfig or environ.get("KUBECONFIG") or None
     try:
-        if options.context is None:
-            configuration = load_client_configuration(Path(path) if path else None, environ)
-        else:
-            import kubernetes.client
-
-            configuration = kubernetes.client.Configuration()
-            kubernetes.config.load_kube_config(
-                config_file=path, context=options.context, client_configuration=configuration
-            )
+        configuration = load_client_configuration(
+            Path(path) if path else None, environ, context=options.context
+        )
         namespace = _context_namespace(path, options.context, in_cluster=_in_cluster(environ))
         tls = _tls_context(configuration)
     except (kubernetes.config.ConfigException, OSError, ValueError, yaml.YAMLError) as error:

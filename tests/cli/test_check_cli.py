@@ -18,7 +18,9 @@ RESULT_KEYS = {"source", "document", "kind", "namespace", "name", "allowed", "vi
 VIOLATION_KEYS = {"rule", "policy", "enforcement", "container", "field", "message"}
 
 
-def mamori(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def mamori(
+    *args: str, stdin: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mamori.cli", *args],
         input=stdin,
@@ -26,6 +28,7 @@ def mamori(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[
         text=True,
         timeout=60,
         check=False,
+        cwd=cwd,
     )
 
 

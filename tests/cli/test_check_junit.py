@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -19,6 +17,7 @@ from mamori.dockerfile.judge import DockerfileOptions
 from mamori.manifests import InputError
 from mamori.policy import default_policy
 from mamori.report.junit import write_junit
+from tests.cli.test_check_cli import mamori
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -35,15 +34,7 @@ spec:
 
 
 def mamori_junit(*args: str, stdin: str = "", cwd: Path = ROOT) -> tuple[int, ET.Element, str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "mamori.cli", "check", "--output", "junit", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-    )
+    done = mamori("check", "--output", "junit", *args, stdin=stdin, cwd=cwd)
     assert done.stdout.startswith('<?xml version="1.0" encoding="UTF-8"?>\n')
     return done.returncode, ET.fromstring(done.stdout), done.stderr
 

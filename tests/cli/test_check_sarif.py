@@ -30,6 +30,7 @@ from mamori.dockerfile.rules import DOCKERFILE_RULES
 from mamori.policy import default_policy
 from mamori.report.sarif import SCHEMA, rule_doc, write_sarif
 from mamori.rules import RULES
+from tests.cli.test_check_cli import mamori
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -85,15 +86,7 @@ def assert_valid_sarif(log: dict[str, Any]) -> None:
 
 
 def mamori_sarif(*args: str, stdin: str = "", cwd: Path = ROOT) -> tuple[int, dict[str, Any], str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "mamori.cli", "check", "--output", "sarif", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-    )
+    done = mamori("check", "--output", "sarif", *args, stdin=stdin, cwd=cwd)
     return done.returncode, json.loads(done.stdout), done.stderr
 
 

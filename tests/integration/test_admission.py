@@ -34,7 +34,6 @@ RUN = uuid.uuid4().hex[:6]
 SELECTOR = "mamori.io/admission-test"
 WEBHOOK_NAME = "validate.mamori.io"
 TRUSTED_IMAGE = "registry.k8s.io/pause:3.10"
-TRUSTED_REGISTRY = TRUSTED_IMAGE.split("/", 1)[0]  # what a policy trusts for TRUSTED_IMAGE
 UNTRUSTED_IMAGE = "docker.io/library/nginx:1.27"
 EXEMPT_NAMESPACE = f"exempt-{RUN}"
 DENIED = f'admission webhook "{WEBHOOK_NAME}" denied the request: mamori denied'

@@ -25,10 +25,10 @@ from tests.integration.operator_support import Cluster, fake_digest, unique, wai
 from tests.integration.test_admission import (
     DENIED,
     SELECTOR,
-    TRUSTED_REGISTRY,
     apply,
     deployment,
     pod_spec,
+    policy,
     privileged_spec,
     registered,
     wait_until_judged,
@@ -41,19 +41,6 @@ pytestmark = pytest.mark.integration
 
 RUN = uuid.uuid4().hex[:6]
 MANAGED = "app.kubernetes.io/managed-by=mamori"
-
-
-def policy(name: str, *, enforcement: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "mamori.io/v1alpha1",
-        "kind": "ClusterSecurityPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "enforcement": enforcement,
-            "podSecurity": "restricted",
-            "trustedRegistries": [TRUSTED_REGISTRY],
-        },
-    }
 
 
 @contextmanager

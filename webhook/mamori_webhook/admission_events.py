@@ -34,17 +34,17 @@ def occurrences(request: AdmissionRequest, verdict: Verdict) -> list[Occurrence]
         return []
     response = verdict.response.get("response") or {}
     allowed = bool(response.get("allowed", True))
+    warnings = verdict.decision.warnings if verdict.decision is not None else ()
+    if allowed and not warnings:
+        return []  # the common answer: decided before anything is built
     subject = involved_object(request, exists=allowed or request.operation != "CREATE")
     if subject is None:
         return []
     if not allowed:
         message = str((response.get("status") or {}).get("message") or "")
         return [Occurrence(subject=subject, type=EventType.WARNING, reason=DENIED, message=message)]
-    decision = verdict.decision
-    if decision is not None and decision.warnings:
-        message = warning_message(request, decision.warnings)
-        return [Occurrence(subject=subject, type=EventType.WARNING, reason=WARNED, message=message)]
-    return []
+    message = warning_message(request, warnings)
+    return [Occurrence(subject=subject, type=EventType.WARNING, reason=WARNED, message=message)]
 
 
 def involved_object(request: AdmissionRequest, *, exists: bool) -> ObjectRef | None:
