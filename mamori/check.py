@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
 
-from mamori.engine import evaluate, uses_scans
+from mamori.engine import evaluate, uses_registry, uses_scans
 from mamori.findings import Decision
 from mamori.manifests import (
     STDIN,
@@ -33,10 +31,11 @@ from mamori.manifests import (
     is_dockerfile,
     read_documents,
 )
-from mamori.policy.model import Policy
 
-if TYPE_CHECKING:  # loaded only when a Dockerfile is found
-    from mamori.dockerfile.judge import DockerfileOptions
+if TYPE_CHECKING:
+    from mamori.dockerfile.judge import DockerfileOptions  # loaded when a Dockerfile is found
+    from mamori.policy.model import Policy
+    from mamori.supplychain.lookup import RegistryLookup
 
 EXIT_ALLOWED = 0
 EXIT_DENIED = 1
@@ -44,8 +43,10 @@ EXIT_ERROR = 2
 STDIN_NAME = "<stdin>"  # how reports name standard input (as mamori.manifests does)
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+class Result(NamedTuple):
+    """One workload's verdict. (Named tuples, not dataclasses, for what ``mamori check``
+    defines at every start: see :class:`mamori.findings.Finding`.)"""
+
     document: Document
     kind: str
     namespace: str
@@ -80,8 +81,7 @@ class Result:
         return self.lines[position] if position < len(self.lines) else None
 
 
-@dataclass(frozen=True, slots=True)
-class Skipped:
+class Skipped(NamedTuple):
     """An object of a kind that runs no pods."""
 
     document: Document
@@ -91,10 +91,13 @@ UNSCANNED_NOTE = (
     "image-vulnerabilities was not checked: mamori check has no scan results (the webhook "
     "judges images by the cluster's ImageScans)"
 )
+UNSIGNED_NOTE = (
+    "image-signatures was not checked: mamori check asks no registry unless given "
+    "--registry-access (the webhook verifies each image's signature in its registry)"
+)
 
 
-@dataclass(frozen=True, slots=True)
-class Note:
+class Note(NamedTuple):
     """Something the text report mentions that is neither a result nor an error (a linter
     that is not installed)."""
 
@@ -104,14 +107,16 @@ class Note:
 Outcome = Result | Skipped | InputError | Note
 
 
-@dataclass(slots=True)
 class Tally:
     """What the summary line and the exit status need: counts, never the results themselves."""
 
-    workloads: int = 0
-    denied: int = 0
-    skipped: int = 0
-    errors: int = 0
+    __slots__ = ("denied", "errors", "skipped", "workloads")
+
+    def __init__(self) -> None:
+        self.workloads = 0
+        self.denied = 0
+        self.skipped = 0
+        self.errors = 0
 
     def add(self, outcome: Outcome) -> None:
         if isinstance(outcome, Result):
@@ -148,17 +153,22 @@ def judge(
     limits: ReadLimits | None = None,
     dockerfile_options: DockerfileOptions | None = None,
     locate: bool = False,
+    registry: Callable[[], RegistryLookup] | None = None,
 ) -> Iterator[Outcome]:
     """Judge every object found under ``paths``, one at a time, in reading order.
 
     ``dockerfile_options`` default to :meth:`DockerfileOptions.discover` (hadolint if installed),
     looked up at the first Dockerfile. With ``locate``, each finding of a manifest gets the line
-    of its field (``Result.lines``), as the SARIF and JUnit reports need.
+    of its field (``Result.lines``), as the SARIF and JUnit reports need. ``registry`` gives
+    each object its registry lookup (``--registry-access``); None: rules that need one are not
+    judged, and a note says so.
     """
     options = dockerfile_options
     noted = False
     if uses_scans(policies):
         yield Note(UNSCANNED_NOTE)
+    if registry is None and uses_registry(policies):
+        yield Note(UNSIGNED_NOTE)
     for source in expand_paths(list(paths)):
         if isinstance(source, InputError):
             yield source
@@ -179,14 +189,17 @@ def judge(
             continue
         if locate:
             yield from judge_located(
-                source, policies, default_namespace=default_namespace, limits=limits
-            )
+                source, policies, default_namespace=default_namespace, limits=limits,
+                registry=registry,
+            )  # fmt: skip
             continue
         for document in read_documents(source, limits=limits):
             if isinstance(document, InputError):
                 yield document
                 continue
-            yield judge_document(document, policies, default_namespace=default_namespace)
+            yield judge_document(
+                document, policies, default_namespace=default_namespace, registry=registry
+            )
 
 
 def judge_located(
@@ -195,9 +208,12 @@ def judge_located(
     *,
     default_namespace: str,
     limits: ReadLimits | None,
+    registry: Callable[[], RegistryLookup] | None = None,
 ) -> Iterator[Result | Skipped | InputError]:
     """Judge one source's objects, with the line of each finding's field (standard input is
     copied aside first, so that its documents can be read again)."""
+    from contextlib import nullcontext
+
     from mamori.report.locate import FieldLocator, spooled_stdin
 
     with spooled_stdin() if source == STDIN else nullcontext(source) as readable:
@@ -205,29 +221,40 @@ def judge_located(
         try:
             for document in read_documents(readable, limits=limits):
                 if source == STDIN:  # named as the user gave it, not as the copy is
-                    document = replace(document, source=STDIN_NAME)
+                    document = document._replace(source=STDIN_NAME)
                 if isinstance(document, InputError):
                     yield document
                     continue
-                outcome = judge_document(document, policies, default_namespace=default_namespace)
+                outcome = judge_document(
+                    document, policies, default_namespace=default_namespace, registry=registry
+                )
                 if isinstance(outcome, Result) and (
                     outcome.decision.violations or outcome.decision.advice
                 ):
                     findings = (*outcome.decision.violations, *outcome.decision.advice)
                     lines = locator.lines(document, [finding.field for finding in findings])
-                    outcome = replace(outcome, lines=lines)
+                    outcome = outcome._replace(lines=lines)
                 yield outcome
         finally:
             locator.close()
 
 
 def judge_document(
-    document: Document, policies: Sequence[Policy], *, default_namespace: str
+    document: Document,
+    policies: Sequence[Policy],
+    *,
+    default_namespace: str,
+    registry: Callable[[], RegistryLookup] | None = None,
 ) -> Result | Skipped:
     metadata = document.body.get("metadata")
     metadata = metadata if isinstance(metadata, dict) else {}
     namespace = metadata.get("namespace") or default_namespace
-    decision = evaluate(document.body, policies, namespace=str(namespace))
+    decision = evaluate(
+        document.body,
+        policies,
+        namespace=str(namespace),
+        registry=None if registry is None else registry(),
+    )
     if decision is None:
         return Skipped(document)
     return Result(

@@ -10,12 +10,17 @@ import argparse
 import importlib
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from mamori import __version__
 from mamori.check import EXIT_ERROR, Writer, judge, write_json, write_text
 from mamori.manifests import InputError, ReadLimits
-from mamori.policy import PolicyError, default_policy, load_policy_file
+from mamori.policy.errors import PolicyError
+from mamori.policy.model import default_policy
+
+if TYPE_CHECKING:
+    from mamori.supplychain.lookup import RegistryLookup
 
 OUTPUTS = ("text", "json", "sarif", "junit")
 LOCATED_OUTPUTS = frozenset({"sarif", "junit"})
@@ -60,15 +65,48 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's own, but the terminal's width is asked for only when help or usage is written.
+
+    argparse builds a formatter for every argument added, and the stock one asks shutil for the
+    width at once: importing shutil (and the compression modules it loads) costs each
+    ``mamori check`` two milliseconds for text it does not print.
+    """
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(prog, indent_increment, max_help_position, 80 if width is None else width)
+        self._layout = (indent_increment, max_help_position)
+        self._measured = width is not None
+
+    def format_help(self) -> str:
+        if not self._measured:  # lay out as the stock formatter would in this terminal
+            stock = argparse.HelpFormatter(self._prog, *self._layout)
+            self._width, self._max_help_position = stock._width, stock._max_help_position
+            self._measured = True
+        return super().format_help()
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """Build the parser; only the chosen delegated subcommand's module is imported."""
-    parser = ArgumentParser(prog="mamori", description="Container-security guardrails.")
+    parser = ArgumentParser(
+        prog="mamori", description="Container-security guardrails.", formatter_class=HelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"mamori {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # prog given: argparse would lay out a usage line to find it (the same "mamori").
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", prog=parser.prog
+    )
     check = commands.add_parser(
         "check",
         help="check manifests against the admission rules (for CI)",
         description="Exit 0: all workloads allowed; 1: some denied; 2: usage or input error.",
+        formatter_class=HelpFormatter,
     )
     check.add_argument("paths", nargs="+", metavar="PATH", help="file, directory, or - for stdin")
     check.add_argument("--policy", metavar="FILE", help="ClusterSecurityPolicy YAML file")
@@ -86,8 +124,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="judge ECR repositories' settings instead of files (mamori check --ecr --help)",
     )
+    from mamori.check_registry import add_arguments as add_registry_arguments
+
+    add_registry_arguments(check)
     for name, (module, text) in DELEGATED.items():
-        sub = commands.add_parser(name, help=text)
+        sub = commands.add_parser(name, help=text, formatter_class=HelpFormatter)
         sub.set_defaults(delegate=module)
         if name == command:
             _delegate_arguments(module, sub)
@@ -166,19 +207,48 @@ def command_check(args: argparse.Namespace) -> int:
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
     try:
-        policies = load_policy_file(args.policy) if args.policy else [default_policy()]
+        if args.policy:
+            from mamori.policy.parse import load_policy_file  # only a policy file needs the parser
+
+            policies = load_policy_file(args.policy)
+        else:
+            policies = [default_policy()]
     except (PolicyError, OSError) as error:
         print(f"mamori: error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    registry = None
+    if args.registry_access:
+        registry_or_error = _registry_lookups(args)
+        if isinstance(registry_or_error, str):
+            print(f"mamori: error: {registry_or_error}", file=sys.stderr)
+            return EXIT_ERROR
+        registry = registry_or_error
     outcomes = judge(
         args.paths,
         policies,
         default_namespace=args.namespace,
         limits=ReadLimits(),
         locate=args.output in LOCATED_OUTPUTS,
+        registry=registry,
     )
     tally = writer_for(args.output)(outcomes, sys.stdout, on_error=print_input_error)
     return tally.exit_code
+
+
+def _registry_lookups(args: argparse.Namespace) -> Callable[[], RegistryLookup] | str:
+    """The per-object registry lookups of ``--registry-access``, or what is wrong (a line)."""
+    import ssl
+
+    from mamori.check_registry import registry_lookups
+    from mamori.supplychain.credentials import CredentialsError
+
+    try:
+        lookups = registry_lookups(args)
+    except (OSError, ssl.SSLError, CredentialsError, ValueError) as error:
+        detail = error if isinstance(error, CredentialsError | ValueError) else type(error).__name__
+        return f"--registry-access cannot be set up: {detail}"
+    assert lookups is not None
+    return lookups
 
 
 def print_input_error(problem: InputError) -> None:

@@ -7,7 +7,8 @@ more lenient than the runtime lets an image be judged under one name and pulled 
 Where the runtime's own library is loose in ways no registry can serve (a host that is not a host
 name, brackets that hold no IPv6 address), this parser refuses instead.
 
-Grammar (regular expressions are compiled once, at import)::
+Grammar (the common shapes' regular expression is compiled at import; the others, which only
+unusual references, policies and the operator need, on first use)::
 
     reference        := name [ ":" tag ] [ "@" digest ]
     name             := [ domain "/" ] path
@@ -25,12 +26,13 @@ The first component of a name is a registry host only if it contains ``.`` or ``
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+if TYPE_CHECKING:
+    from ipaddress import IPv6Address
 
 DOCKER_HUB = "docker.io"
 LEGACY_DOCKER_HUB = "index.docker.io"
@@ -51,17 +53,34 @@ _IPV6 = r"\[[a-fA-F0-9:]+\]"
 _PORT = r"[0-9]+"
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 
-IPV6_TEXT_RE = re.compile(_IPV6, re.ASCII)
-DOMAIN_RE = re.compile(rf"(?P<host>{_DOMAIN_NAME}|{_IPV6})(?::(?P<port>{_PORT}))?", re.ASCII)
-DOMAIN_COMPONENT_RE = re.compile(_DOMAIN_COMPONENT, re.ASCII)
-PATH_RE = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*", re.ASCII)
-TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
-DIGEST_RE = re.compile(
-    r"(?P<algorithm>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*):(?P<hex>[0-9a-fA-F]{32,})",
-    re.ASCII,
+
+class _Pattern:
+    """A regular expression compiled on first use, by re's own cache: every ``mamori check``
+    imports this module, and only unusual references and policies need these."""
+
+    __slots__ = ("flags", "pattern")
+
+    def __init__(self, pattern: str, flags: int = re.ASCII) -> None:
+        self.pattern = pattern
+        self.flags = flags
+
+    def fullmatch(self, text: str) -> re.Match[str] | None:
+        return re.fullmatch(self.pattern, text, self.flags)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return re.search(self.pattern, text, self.flags)
+
+
+IPV6_TEXT_RE = _Pattern(_IPV6)
+DOMAIN_RE = _Pattern(rf"(?P<host>{_DOMAIN_NAME}|{_IPV6})(?::(?P<port>{_PORT}))?")
+DOMAIN_COMPONENT_RE = _Pattern(_DOMAIN_COMPONENT)
+PATH_RE = _Pattern(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
+TAG_RE = _Pattern(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+DIGEST_RE = _Pattern(
+    r"(?P<algorithm>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*):(?P<hex>[0-9a-fA-F]{32,})"
 )
-LOWER_HEX_RE = re.compile(r"[0-9a-f]+", re.ASCII)
-IMAGE_ID_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
+LOWER_HEX_RE = _Pattern(r"[0-9a-f]+")
+IMAGE_ID_RE = _Pattern(r"[0-9a-f]{64}")
 # The common shapes in one match (see parse_common_reference): a lower-case host with a '.' or a
 # port, a path, a tag, a sha256 digest. Groups: domain, path, tag, digest.
 # Written for speed. The host is matched loosely, as lower-case letters, digits, '.' and '-'
@@ -80,7 +99,7 @@ COMMON_REFERENCE_RE = re.compile(
 COMMON_MAX_LENGTH = 200  # + "docker.io/library/" stays under NAME_MAX_LENGTH
 IMAGE_ID_LENGTH = 64
 # Anything outside printable ASCII without space: whitespace, control and non-ASCII characters.
-FORBIDDEN_CHARACTER_RE = re.compile(r"[^\x21-\x7e]")
+FORBIDDEN_CHARACTER_RE = _Pattern(r"[^\x21-\x7e]", flags=0)
 
 # Hex lengths of the algorithms container runtimes can verify; any other algorithm is taken on
 # the grammar's word, like the runtime's reference library does.
@@ -325,7 +344,7 @@ def _check_domain(domain: str) -> None:
     host = match.group("host")
     if host.startswith("["):
         try:
-            ipaddress.IPv6Address(host[1:-1])
+            _ipv6_address(host[1:-1])
         except ValueError:
             raise InvalidReference(f"registry host {host!r} is not a valid IPv6 address") from None
 
@@ -357,18 +376,30 @@ def split_port(domain: str) -> tuple[str, str | None]:
     return host, (port if colon else None)
 
 
+def _ipv6_address(text: str) -> IPv6Address:
+    """``ipaddress.IPv6Address(text)``; ipaddress is imported by the few references and policies
+    that name an IPv6 host, not by every ``mamori check``."""
+    from ipaddress import IPv6Address
+
+    return IPv6Address(text)
+
+
+def _immutable(self: object, name: str, *value: object) -> None:
+    """``__setattr__`` and ``__delattr__`` of the immutable classes below."""
+    raise AttributeError(f"{type(self).__name__} is immutable (field {name!r})")
+
+
 def registry_hostname(domain: str) -> str:
     """The host of ``domain`` in comparable form: lower-case; IPv6 compressed, in brackets."""
     host = split_port(domain)[0].lower()
     if host.startswith("["):
         try:
-            return f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+            return f"[{_ipv6_address(host[1:-1]).compressed}]"
         except ValueError:
             return host
     return host
 
 
-@dataclass(frozen=True, slots=True)
 class RegistryPattern:
     """One ``trustedRegistries`` entry: a registry host and an optional repository path prefix.
 
@@ -376,24 +407,55 @@ class RegistryPattern:
     ``*`` stands for exactly one label. ``port`` is significant: ``localhost:5000`` is not
     ``localhost``. ``path`` is matched on ``/`` boundaries only, so ``ghcr.io/acme`` never trusts
     ``ghcr.io/acme-evil``.
+
+    Immutable; equal, hashed and shown by ``text``, ``host``, ``port`` and ``path``. The classes
+    of this module are written out rather than dataclasses: every ``mamori check`` imports it,
+    and a dataclass's generated methods cost about a millisecond each time.
     """
 
+    __slots__ = ("_host_re", "host", "labels", "path", "port", "text")
     text: str
     host: str
     port: str | None
     path: str
-    labels: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    labels: tuple[str, ...]
     # The wildcard host as one regex, ``*`` standing for one label: built once, matched per image.
-    _host_re: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    _host_re: re.Pattern[str] | None
 
-    def __post_init__(self) -> None:
-        labels = () if self.host.startswith("[") else tuple(self.host.split("."))
-        object.__setattr__(self, "labels", labels)
+    def __init__(self, text: str, host: str, port: str | None, path: str) -> None:
+        labels = () if host.startswith("[") else tuple(host.split("."))
         host_re = None
         if "*" in labels:
             parts = ("[^.]*" if label == "*" else re.escape(label) for label in labels)
             host_re = re.compile(r"\.".join(parts))
-        object.__setattr__(self, "_host_re", host_re)
+        set_field = object.__setattr__
+        set_field(self, "text", text)
+        set_field(self, "host", host)
+        set_field(self, "port", port)
+        set_field(self, "path", path)
+        set_field(self, "labels", labels)
+        set_field(self, "_host_re", host_re)
+
+    __setattr__ = _immutable
+    __delattr__ = _immutable
+
+    def _key(self) -> tuple[str, str, str | None, str]:
+        return (self.text, self.host, self.port, self.path)
+
+    def __eq__(self, other: object) -> bool:
+        return self._key() == other._key() if isinstance(other, RegistryPattern) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __reduce__(self) -> tuple[type[RegistryPattern], tuple[str, str, str | None, str]]:
+        return RegistryPattern, self._key()  # copies and pickles are built as the original was
+
+    def __repr__(self) -> str:
+        return (
+            f"RegistryPattern(text={self.text!r}, host={self.host!r}, port={self.port!r}, "
+            f"path={self.path!r})"
+        )
 
     @property
     def wildcard(self) -> bool:
@@ -424,7 +486,6 @@ class RegistryPattern:
         return f"{registry}/{self.path}" if self.path else registry
 
 
-@dataclass(frozen=True, slots=True)
 class TrustedRegistries:
     """A policy's ``trustedRegistries``, compiled once for matching every image of every pod.
 
@@ -432,20 +493,23 @@ class TrustedRegistries:
     dictionary look-ups instead of a walk over the entries: exact hosts by ``host[:port]``,
     ``*.suffix`` entries by ``suffix[:port]`` (``*`` is one label: everything up to the first
     ``.``), and any other shape (an inner ``*``, an IPv6 host) by :meth:`RegistryPattern.matches`.
+
+    Immutable; equal, hashed and shown by ``patterns``.
     """
 
-    patterns: tuple[RegistryPattern, ...] = ()
-    listing: str = field(init=False, repr=False, compare=False)
+    __slots__ = ("_by_registry", "_by_suffix", "_other", "listing", "patterns")
+    patterns: tuple[RegistryPattern, ...]
+    listing: str
     """The entries as messages quote them: ``ghcr.io/acme, registry.k8s.io``."""
-    _by_registry: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
-    _by_suffix: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
-    _other: tuple[RegistryPattern, ...] = field(init=False, repr=False, compare=False)
+    _by_registry: Mapping[str, tuple[str, ...]]
+    _by_suffix: Mapping[str, tuple[str, ...]]
+    _other: tuple[RegistryPattern, ...]
 
-    def __post_init__(self) -> None:
+    def __init__(self, patterns: tuple[RegistryPattern, ...] = ()) -> None:
         by_registry: dict[str, list[str]] = {}
         by_suffix: dict[str, list[str]] = {}
         other: list[RegistryPattern] = []
-        for pattern in self.patterns:
+        for pattern in patterns:
             labels = pattern.labels
             port = "" if pattern.port is None else f":{pattern.port}"
             if not labels:  # an IPv6 host
@@ -457,10 +521,28 @@ class TrustedRegistries:
             else:
                 other.append(pattern)
         set_field = object.__setattr__
-        set_field(self, "listing", ", ".join(str(pattern) for pattern in self.patterns))
+        set_field(self, "patterns", patterns)
+        set_field(self, "listing", ", ".join(str(pattern) for pattern in patterns))
         set_field(self, "_by_registry", _prefixes_by_key(by_registry))
         set_field(self, "_by_suffix", _prefixes_by_key(by_suffix))
         set_field(self, "_other", tuple(other))
+
+    __setattr__ = _immutable
+    __delattr__ = _immutable
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TrustedRegistries):
+            return NotImplemented
+        return self.patterns == other.patterns
+
+    def __hash__(self) -> int:
+        return hash((self.patterns,))
+
+    def __reduce__(self) -> tuple[type[TrustedRegistries], tuple[tuple[RegistryPattern, ...]]]:
+        return TrustedRegistries, (self.patterns,)  # compiled again on loading
+
+    def __repr__(self) -> str:
+        return f"TrustedRegistries(patterns={self.patterns!r})"
 
     def trusts(self, reference: ImageReference) -> bool:
         """True when some entry matches ``reference`` (see :meth:`RegistryPattern.matches`)."""
@@ -530,7 +612,7 @@ def _parse_pattern_domain(domain: str) -> tuple[str, str | None]:
         try:
             if not IPV6_TEXT_RE.fullmatch(host):
                 raise ValueError(host)  # zone IDs and embedded IPv4 are outside the grammar
-            address = ipaddress.IPv6Address(host[1:-1])
+            address = _ipv6_address(host[1:-1])
         except ValueError:
             raise InvalidRegistryPattern(f"{host} is not a valid IPv6 address") from None
         return f"[{address.compressed}]", _check_pattern_port(port)
@@ -599,8 +681,7 @@ def _check_pattern_path(path: str) -> None:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class EcrHost:
+class EcrHost(NamedTuple):
     """A private Amazon ECR registry host, taken apart for the operator's scan lookups."""
 
     account_id: str
@@ -612,10 +693,9 @@ class EcrHost:
 
 
 # <account>.dkr.ecr[-fips].<region>.<suffix> and the dual-stack <account>.dkr-ecr[-fips]...
-ECR_HOST_RE = re.compile(
+ECR_HOST_RE = _Pattern(
     r"(?P<account>[0-9]{12})\.(?P<service>dkr\.ecr|dkr-ecr)(?P<fips>-fips)?"
-    r"\.(?P<region>[a-z]{2,}(?:-[a-z]+)+-[0-9]+)\.(?P<suffix>[a-z0-9.-]+)",
-    re.ASCII,
+    r"\.(?P<region>[a-z]{2,}(?:-[a-z]+)+-[0-9]+)\.(?P<suffix>[a-z0-9.-]+)"
 )
 ECR_SUFFIX_PARTITIONS: Final[Mapping[tuple[str, str], str]] = MappingProxyType(
     {

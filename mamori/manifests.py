@@ -23,13 +23,13 @@ Problems name the file and line, and never stop the other files from being judge
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from mamori.block_yaml import read_block_yaml
 
@@ -57,31 +57,30 @@ LIBYAML_MAX_DEPTH = 1000  # the C parser refuses deeper nesting as written
 COUNT_CAP = 10**15  # expanded counts saturate here; a bomb's true size need not be computed
 
 
-@dataclass(frozen=True, slots=True)
-class ReadLimits:
+class ReadLimits(NamedTuple):
     """How much one document may cost to read; past a limit it is an input error (exit 2).
 
     ``max_document_bytes``: one YAML/JSON document (a ``kind: List`` counts as one).
     ``max_depth``: nesting of mappings and lists, counted after alias expansion.
+
+    (The values of this module are named tuples: see :class:`mamori.findings.Finding`.)
     """
 
     max_document_bytes: int = 32 * 1024 * 1024
     max_depth: int = LIBYAML_MAX_DEPTH
 
 
-@dataclass(frozen=True, slots=True)
-class Document:
+class Document(NamedTuple):
     """One object of a manifest; ``index`` counts documents in the file, ``item`` List entries."""
 
     source: str
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index, which no caller needs
     line: int
     body: Mapping[str, Any]
     item: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class InputError:
+class InputError(NamedTuple):
     """A file or document that could not be read; reported, never fatal to the others."""
 
     source: str
@@ -108,7 +107,7 @@ def display_name(path: str) -> str:
 
 def is_dockerfile(path: str) -> bool:
     """Whether ``path`` is named like a Dockerfile (see ``DOCKERFILE_NAMES``)."""
-    name = Path(path).name
+    name = (_components(path) or [""])[-1]  # Path(path).name
     if name.endswith(NOT_DOCKERFILE_SUFFIXES):
         return False
     return any(
@@ -126,11 +125,13 @@ def expand_paths(paths: list[str]) -> Iterator[str | InputError]:
         if raw == STDIN:
             yield STDIN
             continue
-        path = Path(raw)
-        if path.is_dir():
+        mode = _mode_of(raw)
+        if mode is not None and stat.S_ISDIR(mode):
+            from pathlib import Path  # only to walk a directory: one file does without it
+
             found = sorted(
                 str(p)
-                for p in path.rglob("*")
+                for p in Path(raw).rglob("*")
                 if (p.suffix in MANIFEST_SUFFIXES or is_dockerfile(p.name)) and p.is_file()
             )
             if not found:
@@ -139,10 +140,35 @@ def expand_paths(paths: list[str]) -> Iterator[str | InputError]:
                     "directory has no *.yaml, *.yml or *.json files or Dockerfiles",
                 )
             yield from found
-        elif path.is_file():
+        elif mode is not None and stat.S_ISREG(mode):
             yield raw
         else:
             yield InputError(display_name(raw), "no such file or directory")
+
+
+# Paths are read exactly as pathlib reads them (``Path(raw).is_dir()``, ``.is_file()``,
+# ``.name``); pathlib itself (with urllib.parse and ipaddress, 3 ms of an installed mamori's
+# start) is imported only to walk a directory.
+_ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # pathlib's "not there"
+
+
+def _components(path: str) -> list[str]:
+    """``path``'s components as pathlib parses it: empty and ``.`` components dropped."""
+    return [part for part in path.split("/") if part not in ("", ".")]
+
+
+def _mode_of(path: str) -> int | None:
+    """``st_mode`` of what ``Path(path)`` names (``""`` is ``.``, ``a/`` is ``a``); None when
+    pathlib would call it absent. Any other error is raised, as pathlib raises it."""
+    root = "/" if path.startswith("/") else ""
+    try:
+        return os.stat(root + "/".join(_components(path)) or ".").st_mode
+    except OSError as error:
+        if error.errno not in _ABSENT:
+            raise
+        return None
+    except ValueError:  # a NUL in the name
+        return None
 
 
 def read_documents(

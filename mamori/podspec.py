@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from mamori.images import ImageReference, InvalidReference, parse_reference
@@ -19,17 +18,46 @@ SC_SUFFIX = ".securityContext"
 EMPTY: Mapping[str, Any] = {}
 
 
-@dataclass(frozen=True, slots=True)
 class Malformed:
     """A part of the pod whose type is not the one the API defines (judged by ``pod-structure``).
 
     Rules treat such a part as absent so they never crash; recording it here is what makes the
     verdict fail closed: ``containers: "x"`` must be denied, not read as "no containers".
+
+    Immutable, and equal when ``path`` and ``expected`` are (``value`` may be unhashable).
+    Written out rather than a dataclass, whose generated methods cost every ``mamori check``
+    start a millisecond.
     """
 
+    __slots__ = ("expected", "path", "value")
     path: str  # the full field path, as in findings
     expected: str
-    value: object = field(compare=False)
+    value: object
+
+    def __init__(self, path: str, expected: str, value: object) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "expected", expected)
+        object.__setattr__(self, "value", value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Malformed is immutable (field {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Malformed is immutable (field {name!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Malformed):
+            return NotImplemented
+        return (self.path, self.expected) == (other.path, other.expected)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.expected))
+
+    def __reduce__(self) -> tuple[type[Malformed], tuple[str, str, object]]:
+        return Malformed, (self.path, self.expected, self.value)
+
+    def __repr__(self) -> str:
+        return f"Malformed(path={self.path!r}, expected={self.expected!r}, value={self.value!r})"
 
 
 class Scope(NamedTuple):

@@ -9,38 +9,43 @@ backstop for containers that other webhooks or operators inject.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from mamori.podspec import Malformed, PodContext, as_mapping
 
 
-@dataclass(frozen=True, slots=True)
-class WorkloadKind:
-    """Where one kind keeps its pod template, and the field paths messages use under it."""
+class WorkloadKind(NamedTuple):
+    """Where one kind keeps its pod template, and the field paths messages use under it.
+
+    (A named tuple, built by :func:`workload_kind`: ``mamori check`` defines it at every start,
+    where a dataclass's generated methods would cost a millisecond.)
+    """
 
     groups: frozenset[str]
     template_path: tuple[str, ...]  # path to the object holding metadata + spec of the pod
-    spec_path: str = field(init=False, repr=False, compare=False)
-    metadata_path: str = field(init=False, repr=False, compare=False)
+    spec_path: str
+    metadata_path: str
 
-    def __post_init__(self) -> None:
-        prefix = ".".join(self.template_path)
-        object.__setattr__(self, "spec_path", f"{prefix}.spec" if prefix else "spec")
-        object.__setattr__(self, "metadata_path", f"{prefix}.metadata" if prefix else "metadata")
+
+def workload_kind(groups: frozenset[str], template_path: tuple[str, ...]) -> WorkloadKind:
+    """A kind whose pod template is at ``template_path``, with the paths derived from it."""
+    prefix = ".".join(template_path)
+    if not prefix:
+        return WorkloadKind(groups, template_path, "spec", "metadata")
+    return WorkloadKind(groups, template_path, f"{prefix}.spec", f"{prefix}.metadata")
 
 
 TEMPLATE = ("spec", "template")
 WORKLOAD_KINDS: Mapping[str, WorkloadKind] = {
-    "Pod": WorkloadKind(frozenset({""}), ()),
-    "PodTemplate": WorkloadKind(frozenset({""}), ("template",)),
-    "ReplicationController": WorkloadKind(frozenset({""}), TEMPLATE),
-    "Deployment": WorkloadKind(frozenset({"apps", "extensions"}), TEMPLATE),
-    "ReplicaSet": WorkloadKind(frozenset({"apps", "extensions"}), TEMPLATE),
-    "StatefulSet": WorkloadKind(frozenset({"apps"}), TEMPLATE),
-    "DaemonSet": WorkloadKind(frozenset({"apps", "extensions"}), TEMPLATE),
-    "Job": WorkloadKind(frozenset({"batch"}), TEMPLATE),
-    "CronJob": WorkloadKind(frozenset({"batch"}), ("spec", "jobTemplate", "spec", "template")),
+    "Pod": workload_kind(frozenset({""}), ()),
+    "PodTemplate": workload_kind(frozenset({""}), ("template",)),
+    "ReplicationController": workload_kind(frozenset({""}), TEMPLATE),
+    "Deployment": workload_kind(frozenset({"apps", "extensions"}), TEMPLATE),
+    "ReplicaSet": workload_kind(frozenset({"apps", "extensions"}), TEMPLATE),
+    "StatefulSet": workload_kind(frozenset({"apps"}), TEMPLATE),
+    "DaemonSet": workload_kind(frozenset({"apps", "extensions"}), TEMPLATE),
+    "Job": workload_kind(frozenset({"batch"}), TEMPLATE),
+    "CronJob": workload_kind(frozenset({"batch"}), ("spec", "jobTemplate", "spec", "template")),
 }
 
 

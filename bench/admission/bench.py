@@ -1,10 +1,12 @@
 """Admission benchmark: AdmissionReviews/s at saturation and latency at a fixed rate, over TLS.
 
-Two servers on loopback, measured one after the other in the same run: ``mamori webhook`` with
-the full rule set on a realistic Deployment review, and the no-op floor (same gunicorn + TLS +
-Flask stack, constant answer). Load comes from Debian's ``wrk`` (saturation, keep-alive) and
-``hey`` (fixed rate: ``-c`` workers each limited to ``rate / c`` requests per second). Every run
-is bounded in time; nothing leaves 127.0.0.1. The figures go into docs/benchmarks.md by hand.
+Three servers on loopback, measured one after the other in the same run: ``mamori webhook``
+with the full rule set on a realistic Deployment review, and two no-op floors on the same
+gunicorn + TLS front with a constant answer: through Flask (the floor of every figure before
+2026-12-01) and through a direct route (the path the webhook's reviews take since then). Load
+comes from Debian's ``wrk`` (saturation, keep-alive) and ``hey`` (fixed rate: ``-c`` workers
+each limited to ``rate / c`` requests per second). Every run is bounded in time; nothing
+leaves 127.0.0.1. The figures go into docs/benchmarks.md by hand.
 """
 
 from __future__ import annotations
@@ -279,6 +281,11 @@ def main() -> int:
         "--rounds", type=int, default=3, help="alternating rounds; the best of each is reported"
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--flask-webhook",
+        action="store_true",
+        help="also measure the webhook with its direct route off (every review through Flask)",
+    )
     args = parser.parse_args()
     for tool in ("wrk", "hey"):
         if shutil.which(tool) is None:
@@ -290,12 +297,30 @@ def main() -> int:
     servers = []
     try:
         noop = Server(
-            "no-op floor (same stack)",
+            "no-op floor (Flask route)",
             [python, str(HERE / "noop_server.py"), *common],
             log=work / "noop.log",
             ca_file=work / "ca.crt",
         )
         servers.append(noop)
+        direct = Server(
+            "no-op floor (direct route)",
+            [python, str(HERE / "noop_server.py"), "--direct", *common],
+            log=work / "noop-direct.log",
+            ca_file=work / "ca.crt",
+        )
+        servers.append(direct)
+        if args.flask_webhook:
+            flask_webhook = Server(
+                "mamori webhook, all through Flask (before)",
+                [
+                    python, str(HERE / "flask_webhook.py"), "webhook", *common,
+                    "--policy", str(work / "policy.yaml"),
+                ],
+                log=work / "flask-webhook.log",
+                ca_file=work / "ca.crt",
+            )  # fmt: skip
+            servers.append(flask_webhook)
         webhook = Server(
             "mamori webhook (full rule set)",
             [python, "-m", "mamori.cli", "webhook", *common, "--policy", str(work / "policy.yaml")],
@@ -308,7 +333,7 @@ def main() -> int:
             raise SystemExit(f"the payload must be allowed without findings, got {answer}")
         results = []
         for round_number in range(1, args.rounds + 1):  # alternate, so noise hits both alike
-            for server in (noop, webhook):
+            for server in servers:
                 result = measure(server, args, files)
                 result.round = round_number
                 results.append(result)
@@ -367,6 +392,29 @@ def report(results: list[Result], *, mean_ms: float, body_bytes: int, args: Any)
         )
         print(row(best, "best"))
     print(f"\nserver-side mean per review (decode + rules + encode + metrics): {mean_ms:.3f} ms")
+    print_ratios(results)
+
+
+def print_ratios(results: list[Result]) -> None:
+    """Each webhook against each floor: best saturated rate to best, and server CPU per review."""
+    targets = list(dict.fromkeys(r.target for r in results))
+    floors, webhooks = targets[:2], targets[2:]
+    for webhook_name in webhooks:
+        webhook = [r for r in results if r.target == webhook_name]
+        for floor_name in floors:
+            floor = [r for r in results if r.target == floor_name]
+            rate = max(r.saturated_rps for r in webhook) / max(r.saturated_rps for r in floor)
+            cpu = min(r.server_cpu_ms_per_review for r in floor) / min(
+                r.server_cpu_ms_per_review for r in webhook
+            )
+            rounds = " / ".join(
+                f"{w.saturated_rps / f.saturated_rps:.2f}"
+                for w, f in zip(webhook, floor, strict=True)
+            )
+            print(
+                f"{webhook_name} / {floor_name}: {rate:.2f}x best to best "
+                f"(rounds {rounds}); CPU per review {cpu:.2f}x"
+            )
 
 
 def row(r: Result, label: str) -> str:

@@ -4,6 +4,10 @@
 #
 #   bash bench/check/run.sh                         # 1, 1,000, 10,000 objects, 5 runs each
 #   bash bench/check/run.sh --counts 1000 --runs 3  # any bench.py flags pass through
+#   bash bench/check/run.sh --startup 25            # start-up: one manifest, with the floors
+#   bash bench/check/installed.sh DEST              # mamori as installed from the wheel, to time
+#   bash bench/check/run.sh --startup 25 --mamori editable=.venv/bin/mamori \
+#        --mamori installed=DEST/bin/mamori          # ... next to the editable install
 #
 # Needs Go >= 1.26 and the project's virtualenv (make venv). Nothing is downloaded but Go modules.
 set -euo pipefail

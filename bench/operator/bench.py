@@ -1,4 +1,4 @@
-"""Operator benchmark: 500 namespaces and 5,000 running pods, from a cold start to converged.
+"""Operator benchmark: 5,000 pods in 500 namespaces (or ``--sizes``), from cold start to converged.
 
 A fresh local control plane (etcd + kube-apiserver on loopback) is filled with namespaces,
 pods whose status is written the way a kubelet writes it (imageID with a digest), and ImageScan
@@ -9,10 +9,14 @@ starts as its own process and we measure:
   status on every pod (read from the operator's own counters, then checked against the API);
 - operator memory: resident set at convergence and its peak (VmHWM);
 - API calls per pod event: the operator's request counter over its pod-event counter, for the
-  cold start, for pod churn that changes nothing mamori cares about, and for new pods.
+  cold start, for pod churn that changes nothing mamori cares about, and for new pods;
+- a restart: a second operator against the converged cluster, until its view holds every pod
+  with its scan status (the API calls that costs, its memory).
 
 Everything stays on 127.0.0.1 and every wait has a deadline. The figures go into
-docs/benchmarks.md by hand. Run: ``.venv/bin/python -m bench.operator.bench``.
+docs/benchmarks.md by hand. Run: ``.venv/bin/python -m bench.operator.bench``; at cluster scale
+``--sizes 500x10,2000x25`` (one fresh control plane per size; a JSON object and a summary line
+per size); ``--trace FILE`` for where the operator's memory is (bench/operator/traced.py).
 """
 
 from __future__ import annotations
@@ -156,19 +160,41 @@ class Cluster:
         )
 
     def count_annotated_pods(self) -> int:
-        count, token = 0, None
+        """Pods carrying a scan status, read as plain JSON (the generated client's models
+        would cost the bench a minute per check at 50,000 pods, inflating converge times)."""
+        count, token = 0, ""
         while True:
-            page = self.core.list_pod_for_all_namespaces(
-                label_selector="app", limit=1000, _continue=token
-            )
+            query = [("labelSelector", "app"), ("limit", "1000")]
+            if token:
+                query.append(("continue", token))
+            page = self.raw_get("/api/v1/pods", query)
             count += sum(
                 1
-                for pod in page.items
-                if (pod.metadata.annotations or {}).get("mamori.io/scan-status")
+                for pod in page["items"]
+                if ((pod.get("metadata") or {}).get("annotations") or {}).get(
+                    "mamori.io/scan-status"
+                )
             )
-            token = page.metadata._continue
+            token = (page.get("metadata") or {}).get("continue") or ""
             if not token:
                 return count
+
+    def raw_get(self, path: str, query: list[tuple[str, str]]) -> dict[str, Any]:
+        response = self.api.call_api(
+            path,
+            "GET",
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+        )
+        return dict(json.loads(response.data))
+
+    def pod_json_bytes(self) -> float:
+        """Mean size of a pod as the API serves it (what every watch event of it carries)."""
+        items = self.raw_get("/api/v1/pods", [("limit", "500")])["items"]
+        return sum(len(json.dumps(item, separators=(",", ":"))) for item in items) / len(items)
 
     def count_managed_network_policies(self) -> int:
         items = self.net.list_network_policy_for_all_namespaces(
@@ -178,14 +204,18 @@ class Cluster:
 
 
 class Operator:
-    def __init__(self, kubeconfig: Path, *, workers: int, arena_max: int, log: Path) -> None:
+    def __init__(
+        self, kubeconfig: Path, *, workers: int, arena_max: int, log: Path, trace: Path | None
+    ) -> None:
         self.port = free_port()
         self._log = log.open("w")
+        self.trace = trace
+        entry = ["bench.operator.traced", str(trace)] if trace else ["mamori.cli"]
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "mamori.cli",
+                *entry,
                 "operator",
                 "--kubeconfig",
                 str(kubeconfig),
@@ -233,6 +263,16 @@ class Operator:
         }
         return values["VmRSS"], values["VmHWM"]
 
+    def dump_trace(self, label: str) -> None:
+        """Ask a traced operator (``--trace``) to append its heap and task counts to the file."""
+        if self.trace is None:
+            return
+        with self.trace.open("a") as stream:
+            stream.write(f"== {label}\n")
+        request = self.trace.with_name(self.trace.name + ".request")
+        request.touch()
+        wait(lambda: not request.exists(), timeout=600, what="the trace dump")
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -240,6 +280,12 @@ class Operator:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self._log.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def calls(metrics: dict[str, float]) -> float:
@@ -250,25 +296,58 @@ def events(metrics: dict[str, float]) -> float:
     return metrics.get("mamori_operator_pod_events_total", 0.0)
 
 
+def calls_by_request(metrics: dict[str, float]) -> dict[str, float]:
+    """verb resource → calls, e.g. ``patch pods``."""
+    found: dict[str, float] = {}
+    for key, value in metrics.items():
+        if key.startswith("mamori_operator_api_requests_total{"):
+            labels = {
+                label: value.strip('"')
+                for label, value in (
+                    part.split("=", 1) for part in key[key.index("{") + 1 : -1].split(",") if part
+                )
+            }
+            name = f"{labels.get('verb', '')} {labels.get('resource', '')}"
+            found[name] = found.get(name, 0.0) + value
+    return dict(sorted(found.items()))
+
+
 def pod_patches(metrics: dict[str, float]) -> float:
     return metrics.get('mamori_operator_api_requests_total{resource="pods",verb="patch"}', 0.0)
 
 
-def run(namespaces: int, pods_per_namespace: int, workers: int, arena_max: int) -> dict[str, Any]:
+def run(
+    namespaces: int,
+    pods_per_namespace: int,
+    *,
+    workers: int,
+    arena_max: int,
+    trace: Path | None = None,
+    fill_workers: int = 16,
+) -> dict[str, Any]:
     total_pods = namespaces * pods_per_namespace
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="mamori-bench-") as scratch, LocalControlPlane() as cp:
         cluster = Cluster(cp.kubeconfig)
         cluster.install_crds()
         started = time.monotonic()
         names = [f"bench-{i:03d}" for i in range(namespaces)]
         parallel(
-            lambda n=n: cluster.core.create_namespace({"metadata": {"name": n, "labels": LABEL}})
-            for n in names
+            (
+                lambda n=n: cluster.core.create_namespace(
+                    {"metadata": {"name": n, "labels": LABEL}}
+                )
+                for n in names
+            ),
+            workers=fill_workers,
         )
         parallel(
-            lambda n=n, p=p: cluster.pod(n, f"web-{p}", (int(n[-3:]) + p) % IMAGES)
-            for n in names
-            for p in range(pods_per_namespace)
+            (
+                lambda i=i, n=n, p=p: cluster.pod(n, f"web-{p}", (i + p) % IMAGES)
+                for i, n in enumerate(names)
+                for p in range(pods_per_namespace)
+            ),
+            workers=fill_workers,
         )
         parallel(lambda i=i: cluster.image_scan(i) for i in range(IMAGES))
         cluster.custom.create_cluster_custom_object(
@@ -292,10 +371,15 @@ def run(namespaces: int, pods_per_namespace: int, workers: int, arena_max: int) 
         print(f"bench: cluster filled in {setup_seconds:.1f}s", file=sys.stderr)
 
         operator = Operator(
-            cp.kubeconfig, workers=workers, arena_max=arena_max, log=Path(scratch) / "operator.log"
+            cp.kubeconfig,
+            workers=workers,
+            arena_max=arena_max,
+            log=Path(scratch) / "operator.log",
+            trace=trace,
         )
         try:
             started = time.monotonic()
+            control_plane_cpu = sum(cpu_seconds(pid) for pid in cp.pids)
             wait(
                 lambda: (
                     (m := operator.metrics())
@@ -306,14 +390,18 @@ def run(namespaces: int, pods_per_namespace: int, workers: int, arena_max: int) 
                     # annotated pods, not patches alone
                     and cluster.count_annotated_pods() >= total_pods
                 ),
-                timeout=900,
+                timeout=max(900, total_pods // 20),
                 what="convergence",
                 every=1.0,
             )
             converge_seconds = time.monotonic() - started
             cold = operator.metrics()
             rss, peak = operator.memory_kib()
+            operator_cpu = cpu_seconds(operator.process.pid)
+            control_plane_cpu = sum(cpu_seconds(pid) for pid in cp.pids) - control_plane_cpu
+            operator.dump_trace(f"converged: {total_pods} pods, {namespaces} namespaces")
             annotated = cluster.count_annotated_pods()
+            pod_bytes = cluster.pod_json_bytes()
             managed = cluster.count_managed_network_policies()
             status = wait(
                 lambda: (
@@ -361,7 +449,36 @@ def run(namespaces: int, pods_per_namespace: int, workers: int, arena_max: int) 
         finally:
             operator.stop()
 
+        # a restart: every pod already carries its scan status, every NetworkPolicy is there
+        restarted = Operator(
+            cp.kubeconfig,
+            workers=workers,
+            arena_max=arena_max,
+            log=Path(scratch) / "operator-restarted.log",
+            trace=None,
+        )
+        try:
+            started = time.monotonic()
+            everything = total_pods + fresh
+            wait(
+                lambda: (
+                    (m := restarted.metrics())
+                    and m.get("mamori_operator_pods_by_scan_status", 0) >= everything
+                    and events(m) >= everything
+                ),
+                timeout=max(900, total_pods // 20),
+                what="the restarted operator's view",
+                every=1.0,
+            )
+            restart_seconds = time.monotonic() - started
+            after_restart = restarted.metrics()
+            restart_rss, restart_peak = restarted.memory_kib()
+        finally:
+            restarted.stop()
+
     return {
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "namespaces": namespaces,
         "pods": total_pods,
         "distinct_images": IMAGES,
@@ -369,6 +486,9 @@ def run(namespaces: int, pods_per_namespace: int, workers: int, arena_max: int) 
         "malloc_arena_max": arena_max or "default",
         "setup_seconds": round(setup_seconds, 1),
         "converge_seconds": round(converge_seconds, 1),
+        "operator_cpu_seconds_at_convergence": round(operator_cpu, 1),
+        "control_plane_cpu_seconds_while_converging": round(control_plane_cpu, 1),
+        "pod_json_bytes": round(pod_bytes),
         "annotated_pods": annotated,
         "managed_network_policies": managed,
         "policy_status_pods": status["pods"],
@@ -378,7 +498,10 @@ def run(namespaces: int, pods_per_namespace: int, workers: int, arena_max: int) 
         "cold_start": {
             "pod_events": events(cold),
             "api_calls": calls(cold),
+            "api_calls_per_pod": round(calls(cold) / max(total_pods, 1), 3),
             "api_calls_per_pod_event": round(calls(cold) / max(events(cold), 1), 3),
+            "pod_patches_per_pod": round(pod_patches(cold) / max(total_pods, 1), 3),
+            "calls": calls_by_request(cold),
         },
         "churn_no_change": {
             "pod_events": events(after_churn) - events(before),
@@ -387,6 +510,14 @@ def run(namespaces: int, pods_per_namespace: int, workers: int, arena_max: int) 
                 (calls(after_churn) - calls(before)) / max(events(after_churn) - events(before), 1),
                 3,
             ),
+        },
+        "restart": {
+            "pods": total_pods + fresh,
+            "seconds_to_full_view": round(restart_seconds, 1),
+            "peak_rss_mib": round(restart_peak / 1024, 1),
+            "rss_mib": round(restart_rss / 1024, 1),
+            "api_calls": calls(after_restart),
+            "calls": calls_by_request(after_restart),
         },
         "new_pods": {
             "pods": fresh,
@@ -420,6 +551,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--namespaces", type=int, default=500)
     parser.add_argument("--pods-per-namespace", type=int, default=10)
+    parser.add_argument(
+        "--sizes",
+        type=sizes,
+        default=None,
+        metavar="NSxPODS,…",
+        help="run each size on a fresh control plane, e.g. 500x10,2000x25 (namespaces x pods per "
+        "namespace); overrides --namespaces and --pods-per-namespace",
+    )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="run the operator under tracemalloc and append its heap at convergence to FILE "
+        "(slower: take converge times from untraced runs)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="with --trace: profile every operator thread with cProfile instead of tracemalloc",
+    )
+    parser.add_argument(
+        "--fill-workers", type=int, default=16, help="client threads that fill the cluster"
+    )
     parser.add_argument("--workers", type=int, default=8, help="operator handler threads")
     parser.add_argument(
         "--arena-max",
@@ -428,9 +583,47 @@ def main(argv: list[str] | None = None) -> int:
         help="MALLOC_ARENA_MAX for the operator (glibc keeps one arena per thread by default)",
     )
     args = parser.parse_args(argv)
-    result = run(args.namespaces, args.pods_per_namespace, args.workers, args.arena_max)
-    print(json.dumps(result, indent=2))
+    if args.profile:
+        if args.trace is None:
+            parser.error("--profile needs --trace FILE (where the statistics go)")
+        os.environ["MAMORI_BENCH_PROFILE"] = "1"  # read by bench/operator/traced.py
+    for namespaces, per_namespace in args.sizes or [(args.namespaces, args.pods_per_namespace)]:
+        result = run(
+            namespaces,
+            per_namespace,
+            workers=args.workers,
+            arena_max=args.arena_max,
+            trace=args.trace,
+            fill_workers=args.fill_workers,
+        )
+        print(json.dumps(result, indent=2), flush=True)
+        print(summary(result), file=sys.stderr, flush=True)
     return 0
+
+
+def sizes(text: str) -> list[tuple[int, int]]:
+    """``500x10,2000x25`` → [(500, 10), (2000, 25)]."""
+    try:
+        pairs = [tuple(int(n) for n in part.split("x")) for part in text.split(",")]
+    except ValueError:
+        pairs = []
+    if not pairs or any(len(p) != 2 or min(p) < 1 for p in pairs):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NSxPODS[,NSxPODS…], e.g. 500x10")
+    return [(p[0], p[1]) for p in pairs]
+
+
+def summary(result: dict[str, Any]) -> str:
+    cold = result["cold_start"]
+    return (
+        f"bench: {result['pods']} pods / {result['namespaces']} namespaces: converged in "
+        f"{result['converge_seconds']} s, peak RSS {result['peak_rss_mib']} MiB, "
+        f"{cold['api_calls_per_pod']} API calls per pod, {cold['api_calls_per_pod_event']} per "
+        f"pod event (cold start), operator CPU {result['operator_cpu_seconds_at_convergence']}"
+        f" s; restart: full view in {result['restart']['seconds_to_full_view']} s with "
+        f"{result['restart']['api_calls']:.0f} API calls, peak RSS "
+        f"{result['restart']['peak_rss_mib']} MiB; load average {result['load_average_before']} → "
+        f"{result['load_average_after']}"
+    )
 
 
 if __name__ == "__main__":

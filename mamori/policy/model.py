@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from mamori.findings import Enforcement
 from mamori.policy.selector import LabelSelector
 from mamori.rules.plan import RulePlan
-from mamori.rules.registry import RuleSettings
+from mamori.rules.registry import FrozenValue, RuleSettings
 
 if TYPE_CHECKING:  # the sections' modules load only where a section is parsed
     from mamori.policy.image_scan import ImageScanSpec
@@ -23,31 +22,75 @@ PLURAL = "clustersecuritypolicies"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
-@dataclass(frozen=True, slots=True)
-class Policy:
+# A default built afresh for each policy (a dataclass's ``default_factory``): ``sections`` is a
+# dict, which no two policies may share.
+_FRESH: Any = object()
+
+
+class Policy(FrozenValue):
     """One validated ClusterSecurityPolicy.
 
     ``sections`` keeps the operator's parts of the spec (``networkPolicy``, ``imageScan``) as
     parsed by their own modules, so the admission path never depends on them.
 
     ``plan`` (the rules these settings run) and ``selects_all`` (no exemption, no selector) are
-    derived once, here, so that judging a pod never recomputes them.
+    derived once, here, so that judging a pod never recomputes them; they are not compared.
     """
 
-    name: str
-    enforcement: Enforcement = Enforcement.ENFORCE
-    rules: RuleSettings = field(default_factory=RuleSettings)
-    exempt_namespaces: frozenset[str] = frozenset()
-    namespace_selector: LabelSelector = field(default_factory=LabelSelector)
-    generation: int | None = None
-    sections: Mapping[str, Any] = field(default_factory=dict)
-    plan: RulePlan = field(init=False, repr=False, compare=False)
-    selects_all: bool = field(init=False, repr=False, compare=False)
+    __slots__ = (
+        "enforcement",
+        "exempt_namespaces",
+        "generation",
+        "name",
+        "namespace_selector",
+        "plan",
+        "rules",
+        "sections",
+        "selects_all",
+    )
+    __match_args__ = (
+        "name",
+        "enforcement",
+        "rules",
+        "exempt_namespaces",
+        "namespace_selector",
+        "generation",
+        "sections",
+    )
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "plan", RulePlan.compile(self.rules))
-        everything = not self.exempt_namespaces and not self.namespace_selector.requirements
-        object.__setattr__(self, "selects_all", everything)
+    name: str
+    enforcement: Enforcement
+    rules: RuleSettings
+    exempt_namespaces: frozenset[str]
+    namespace_selector: LabelSelector
+    generation: int | None
+    sections: Mapping[str, Any]
+    plan: RulePlan
+    selects_all: bool
+
+    def __init__(
+        self,
+        name: str,
+        enforcement: Enforcement = Enforcement.ENFORCE,
+        rules: RuleSettings = _FRESH,
+        exempt_namespaces: frozenset[str] = frozenset(),
+        namespace_selector: LabelSelector = _FRESH,
+        generation: int | None = None,
+        sections: Mapping[str, Any] = _FRESH,
+    ) -> None:
+        rules = RuleSettings() if rules is _FRESH else rules
+        namespace_selector = LabelSelector() if namespace_selector is _FRESH else namespace_selector
+        set_field = object.__setattr__
+        set_field(self, "name", name)
+        set_field(self, "enforcement", enforcement)
+        set_field(self, "rules", rules)
+        set_field(self, "exempt_namespaces", exempt_namespaces)
+        set_field(self, "namespace_selector", namespace_selector)
+        set_field(self, "generation", generation)
+        set_field(self, "sections", {} if sections is _FRESH else sections)
+        set_field(self, "plan", RulePlan.compile(rules))
+        everything = not exempt_namespaces and not namespace_selector.requirements
+        set_field(self, "selects_all", everything)
 
     def selects(self, namespace: str | None, labels: Mapping[str, str] | None = None) -> bool:
         """Tell whether this policy covers ``namespace`` (None: cluster-scoped or unknown).
@@ -78,3 +121,8 @@ class Policy:
 
     def is_exempt(self, namespace: str | None) -> bool:
         return namespace is not None and namespace in self.exempt_namespaces
+
+
+def default_policy() -> Policy:
+    """The policy of ``mamori check`` without ``--policy``: restricted, no registry rule."""
+    return Policy(name="default")

@@ -38,12 +38,14 @@ def section_parsers() -> Mapping[str, SectionParser]:
     """The spec's sections and their parsers, imported where they live."""
     from mamori.policy.image_scan import parse_image_scan
     from mamori.policy.network import parse_network_policy
+    from mamori.policy.signatures import parse_image_signatures
     from mamori.policy.vulnerabilities import parse_vulnerabilities
 
     return {
         "networkPolicy": parse_network_policy,
         "imageScan": parse_image_scan,
         "vulnerabilities": parse_vulnerabilities,
+        "imageSignatures": parse_image_signatures,
     }
 
 
@@ -101,11 +103,12 @@ def _parse_spec(value: Mapping[str, Any], *, name: str, generation: int | None) 
             pod_security_version=_parse_pod_security_version(read("podSecurityVersion")),
             switches=frozenset(f.name for f in SPEC.fields if f.switch and read(f.name)),
             vulnerabilities=sections.get("vulnerabilities"),
+            signatures=sections.get("imageSignatures") or (),
         ),
         exempt_namespaces=frozenset(exempt),
         namespace_selector=selector,
         generation=generation,
-        sections={key: value for key, value in sections.items() if value is not None},
+        sections={key: value for key, value in sections.items() if value not in (None, ())},
     )
 
 
@@ -197,11 +200,6 @@ def load_policy_file(path: str | Path, *, limits: ReadLimits = POLICY_READ_LIMIT
     if not policies:
         raise PolicyError(display_name(str(path)), "contains no ClusterSecurityPolicy")
     return policies
-
-
-def default_policy() -> Policy:
-    """The policy of ``mamori check`` without ``--policy``: restricted, no registry rule."""
-    return Policy(name="default")
 
 
 def _document_name(document: object) -> str | None:

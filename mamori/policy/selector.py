@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mamori.policy.errors import PolicyError, shown
 
@@ -11,8 +11,10 @@ OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 FIELDS = ("matchLabels", "matchExpressions")
 
 
-@dataclass(frozen=True, slots=True)
-class Requirement:
+class Requirement(NamedTuple):
+    """One ``key operator values`` term. (The values of this module are named tuples: see
+    :class:`mamori.findings.Finding`.)"""
+
     key: str
     operator: str
     values: frozenset[str] = frozenset()
@@ -26,8 +28,7 @@ class Requirement:
         return present if self.operator == "In" else not present
 
 
-@dataclass(frozen=True, slots=True)
-class LabelSelector:
+class LabelSelector(NamedTuple):
     """An empty selector selects everything, as in Kubernetes."""
 
     requirements: tuple[Requirement, ...] = ()

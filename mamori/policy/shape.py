@@ -195,6 +195,64 @@ VULNERABILITIES = Section(
     ),
 )
 
+PEM_PUBLIC_KEY = Text(doc="PEM public key", min_length=1, max_length=16384)
+PEM_CERTIFICATE = Text(doc="PEM certificate", min_length=1, max_length=65536)
+
+COSIGN_KEYS = Section(
+    required=("publicKeys",),
+    fields=(
+        Field(
+            "publicKeys",
+            ListOf(PEM_PUBLIC_KEY, min_items=1, max_items=16),
+            "cosign public keys (ECDSA P-256, PEM, as `cosign generate-key-pair` writes "
+            "cosign.pub); a signature by any one of them counts, in the legacy .sig form or the "
+            "bundle form.",
+        ),
+    ),
+)
+
+NOTATION_TRUST = Section(
+    required=("trustedCertificates",),
+    fields=(
+        Field(
+            "trustedCertificates",
+            ListOf(PEM_CERTIFICATE, min_items=1, max_items=16),
+            "Root CA certificates (PEM; a bundle per entry is fine), Notation's trust store: "
+            "a signing certificate must chain to one of them and be valid now.",
+        ),
+        Field(
+            "trustedIdentities",
+            ListOf(Text(doc="x509.subject: DN", min_length=1, max_length=1024), max_items=32),
+            "Signing certificate subjects accepted, as in a Notation trust policy "
+            "(`x509.subject: C=US, ST=WA, O=acme`: every listed attribute must match); absent "
+            "or empty: any certificate under the trusted roots.",
+            default=[],
+        ),
+    ),
+)
+
+SIGNATURE_REQUIREMENT = Section(
+    required=("images",),
+    fields=(
+        Field(
+            "images",
+            ListOf(Text(min_length=1, max_length=512), min_items=1, max_items=32),
+            "Image prefixes this requirement covers, written like trustedRegistries.",
+        ),
+        Field(
+            "cosign",
+            COSIGN_KEYS,
+            "Accept a cosign key-pair signature by one of these keys.",
+        ),
+        Field(
+            "notation",
+            NOTATION_TRUST,
+            "Accept a Notation signature (JWS or COSE, as AWS Signer makes for ECR) by a "
+            "certificate under these roots.",
+        ),
+    ),
+)
+
 SPEC = Section(
     fields=(
         Field(
@@ -260,6 +318,30 @@ SPEC = Section(
             IMAGE_SCAN,
             "Where image scan results come from, and when a pod counts as vulnerable; absent: no "
             "scan status on pods.",
+        ),
+        Field(
+            "imageSignatures",
+            ListOf(
+                SIGNATURE_REQUIREMENT,
+                max_items=32,
+                doc="list of {images, cosign, notation} (max 32)",
+            ),
+            "Signed images (rule image-signatures): an image matching an entry's images must "
+            "carry, for the digest that will run, a valid signature by one of its cosign keys "
+            "or Notation roots (each entry sets at least one); every matching entry must be "
+            "met. A tag is resolved to its digest through the registry.",
+            default=[],
+            advice="Give the webhook registry credentials (webhook.registry) and keep "
+            "webhook.timeoutSeconds at least webhook.registry.budget + 1 s.",
+        ),
+        Field(
+            "resolveImageTags",
+            Boolean(),
+            "Judge a tag-only image's scan on the digest its tag points to now, asked from the "
+            "registry (cached), instead of counting it as unscanned; signatures always judge "
+            "the digest.",
+            default=False,
+            switch=True,
         ),
         Field(
             "vulnerabilities",

@@ -69,7 +69,7 @@ def _exception(value: object, *, path: str) -> VulnerabilityException:
         vulnerability=_advisory_id(item["vulnerability"], path=f"{path}.vulnerability"),
         expires=parse_expiry(item["expires"], path=f"{path}.expires"),
         reason=_reason(item["reason"], path=f"{path}.reason"),
-        images=_images(item.get("images"), path=f"{path}.images"),
+        images=parse_image_prefixes(item.get("images"), path=f"{path}.images"),
         expires_as_written=str(item["expires"]),
     )
 
@@ -92,7 +92,8 @@ def _reason(value: object, *, path: str) -> str:
     return value
 
 
-def _images(value: object, *, path: str) -> tuple[RegistryPattern, ...]:
+def parse_image_prefixes(value: object, *, path: str) -> tuple[RegistryPattern, ...]:
+    """Image prefixes written like trustedRegistries; None (absent) is none."""
     if value is None:
         return ()
     if not isinstance(value, list):

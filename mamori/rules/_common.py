@@ -10,7 +10,6 @@ allowed value", and rules report the latter as a violation (fail closed).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from mamori.findings import Finding, render_value
@@ -113,13 +112,37 @@ USER_NAMESPACES_EXEMPT = 35
 unprivileged user on the node."""
 
 
-@dataclass(frozen=True)
 class every_pod:
     """The variant before :data:`USER_NAMESPACES_EXEMPT`: a user namespace is no exception.
 
-    A class rather than a closure, so that a compiled policy still pickles."""
+    A class rather than a closure, so that a compiled policy still pickles; a plain slotted
+    class rather than a dataclass, so that `mamori check` does not generate methods at start.
+    """
+
+    __slots__ = ("judge",)
 
     judge: Callable[[PodContext], list[Finding]]
 
+    def __init__(self, judge: Callable[[PodContext], list[Finding]]) -> None:
+        object.__setattr__(self, "judge", judge)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"every_pod is immutable (field {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"every_pod is immutable (field {name!r})")
+
+    def __reduce__(self) -> tuple[type[every_pod], tuple[Callable[[PodContext], list[Finding]]]]:
+        return (every_pod, (self.judge,))
+
     def __call__(self, pod: PodContext, settings: RuleSettings) -> list[Finding]:
         return self.judge(pod)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, every_pod) and other.judge == self.judge
+
+    def __hash__(self) -> int:
+        return hash(self.judge)
+
+    def __repr__(self) -> str:
+        return f"every_pod(judge={self.judge!r})"

@@ -11,25 +11,31 @@ image is judged by the scan of its digest (an ImageScan, through the caller's
   older than ``maxScanAge`` or of unknown age when that is set) gets ``unscanned``: a
   violation under ``Deny``, a hint (kubectl warning) under ``Warn``, nothing under ``Allow``.
 
+With ``resolveImageTags`` and a caller that can ask registries, a tag-only image is judged by
+the scan of the digest its tag points to now, and the message names that digest; a tag that
+cannot be resolved is ``unscanned``, with the registry's reason.
+
 Images that do not parse are left to ``image-reference``. Without a scan lookup (``mamori
 check`` offline) the rule is not run at all: it cannot know, and does not guess.
 """
 
 from __future__ import annotations
 
-import datetime
 from typing import TYPE_CHECKING
 
-import mamori.scans  # as a module: it may still be loading when this rule registers
 from mamori.findings import Finding
 from mamori.images import ImageReference
 from mamori.podspec import ContainerRef, PodContext
-from mamori.rules.registry import Level, RuleSettings, scan_rule
+from mamori.rules.registry import ImageEvidence, Level, Needs, RuleSettings, evidence_rule
 
 if TYPE_CHECKING:  # mamori.scans reads the policy's terms, whose package imports the rules
+    import datetime
+
     from mamori.scans import ScanFinding, ScanLookup, ScanResult, VulnerabilityGate
+    from mamori.supplychain.lookup import RegistryLookup
 
 RULE_ID = "image-vulnerabilities"
+RESOLVE_TAGS = "resolveImageTags"
 SHOWN_FINDINGS = 5
 DIGEST_ALGORITHM = "sha256"
 HOW_TO_FIX = (
@@ -48,22 +54,24 @@ def gates_images(settings: RuleSettings) -> bool:
     return settings.vulnerabilities is not None
 
 
-@scan_rule(
+@evidence_rule(
     rule_id=RULE_ID,
     level=Level.IMAGE,
     summary="no image with a known vulnerability at or above the policy's threshold",
     applies=gates_images,
+    needs=frozenset({Needs.SCANS}),
 )
 def check_image_vulnerabilities(
-    pod: PodContext, settings: RuleSettings, scans: ScanLookup
+    pod: PodContext, settings: RuleSettings, evidence: ImageEvidence
 ) -> list[Finding]:
-    gate = settings.vulnerabilities
+    gate, scans = settings.vulnerabilities, evidence.scans
     findings: list[Finding] = []
-    if gate is None:
+    if gate is None or scans is None:
         return findings
+    registry = evidence.registry if settings.switched_on(RESOLVE_TAGS) else None
     now = scans.now()
     for container, image, reference in pod.parsed_images():
-        finding = judge_image(gate, container, image, reference, scans, now)
+        finding = judge_image(gate, container, image, reference, scans, now, registry=registry)
         if finding is not None:
             findings.append(finding)
     return findings
@@ -76,17 +84,31 @@ def judge_image(
     reference: ImageReference,
     scans: ScanLookup,
     now: datetime.datetime,
+    *,
+    registry: RegistryLookup | None = None,
 ) -> Finding | None:
     """The finding for one container's image, or None when it may run."""
     subject = f'container "{container.name}" image {image!r}'
-    if reference.digest_algorithm != DIGEST_ALGORITHM or reference.digest is None:
+    digest = reference.digest if reference.digest_algorithm == DIGEST_ALGORITHM else None
+    if reference.digest is None and registry is not None:
+        answer = registry.digest(reference)
+        if answer.digest is None:
+            return _unscanned(
+                gate,
+                container,
+                f"{subject}: its tag could not be resolved to a digest ({answer.problem}), so "
+                f"no scan can vouch for what will run; pin it by digest "
+                f"({reference.name}@sha256:<digest>)",
+            )
+        digest = answer.digest
+        subject = f"{subject} ({digest}, {answer.note})" if answer.note else f"{subject} ({digest})"
+    if digest is None:
         return _unscanned(
             gate,
             container,
             f"{subject} is not pinned by digest, so no scan can vouch for what will run; pin it "
             f"by digest ({reference.name}@sha256:<digest>) and {HOW_TO_SCAN}",
         )
-    digest = reference.digest
     problem = scans.unavailable()
     if problem is not None:
         return _unscanned(
@@ -94,7 +116,9 @@ def judge_image(
             container,
             f"{subject}: its scan cannot be looked up ({problem}); the webhook keeps trying",
         )
-    scan_name = mamori.scans.image_scan_name(digest)
+    from mamori.scans import image_scan_name  # loaded once a scan is judged
+
+    scan_name = image_scan_name(digest)
     result = scans.scan(digest)
     if result is None:
         return _unscanned(
@@ -120,6 +144,8 @@ def _judge_findings(
     result: ScanResult,
     now: datetime.datetime,
 ) -> Finding | None:
+    from mamori.scans import image_scan_name
+
     threshold = gate.severity_threshold
     listed = [f for f in result.findings if f.severity >= threshold]  # thresholds are LOW+
     blocking: list[ScanFinding] = []
@@ -149,7 +175,7 @@ def _judge_findings(
         field=container.field("image"),
         container=container.name,
         message=f"{subject} has {count} {noun} at or above "
-        f"{threshold.name}: {shown} (ImageScan {mamori.scans.image_scan_name(result.digest)}, "
+        f"{threshold.name}: {shown} (ImageScan {image_scan_name(result.digest)}, "
         f"{_provenance(result, now)}){lapsed}; {HOW_TO_FIX}",
     )
 

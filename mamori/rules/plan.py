@@ -8,34 +8,51 @@ a ready tuple per pod instead of filtering the registry per policy per pod.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from mamori.rules import RULES
-from mamori.rules.registry import CheckFunction, Level, Rule, RuleSettings, ScanCheckFunction
+from mamori.rules.registry import (
+    CheckFunction,
+    EvidenceCheckFunction,
+    FrozenValue,
+    Level,
+    Needs,
+    Rule,
+    RuleSettings,
+)
 
 
-@dataclass(frozen=True, slots=True)
-class RulePlan:
-    """The rules a policy's settings turn on, in registration order, with those settings."""
+class RulePlan(FrozenValue):
+    """The rules a policy's settings turn on, in registration order, with those settings.
+
+    Compared, hashed and shown by ``settings`` and ``rules``; the rest is derived from them.
+    """
+
+    __slots__ = ("checks", "evidence_checks", "needs", "rules", "settings")
+    __match_args__ = ("settings", "rules")
 
     settings: RuleSettings
     rules: tuple[Rule, ...]
-    checks: tuple[tuple[str, CheckFunction], ...] = field(init=False, repr=False, compare=False)
+    checks: tuple[tuple[str, CheckFunction], ...]
     """``(rule ID, check)`` of each rule: what the engine calls on every pod, each check the
     variant of the policy's pinned ``podSecurityVersion``."""
-    scan_checks: tuple[tuple[str, ScanCheckFunction], ...] = field(
-        init=False, repr=False, compare=False
-    )
-    """``(rule ID, check)`` of each rule that judges scan results: called only when the caller
-    has a scan lookup; empty for a policy without ``spec.vulnerabilities``."""
+    evidence_checks: tuple[tuple[str, EvidenceCheckFunction], ...]
+    """``(rule ID, check)`` of each rule that judges evidence from outside the manifest (scan
+    results, registries): called only when the caller has some; empty for a policy without
+    ``spec.vulnerabilities`` or ``spec.imageSignatures``."""
+    needs: frozenset[Needs]
+    """Every kind of evidence the policy's rules judge."""
 
-    def __post_init__(self) -> None:
-        minor = self.settings.pod_security_version
-        plain = (rule for rule in self.rules if rule.scan_check is None)
+    def __init__(self, settings: RuleSettings, rules: tuple[Rule, ...]) -> None:
+        minor = settings.pod_security_version
+        plain = (rule for rule in rules if rule.evidence_check is None)
         checks = tuple((rule.id, rule.check_for(minor)) for rule in plain)
-        object.__setattr__(self, "checks", tuple((i, c) for i, c in checks if c is not None))
-        scans = tuple((r.id, r.scan_check) for r in self.rules if r.scan_check is not None)
-        object.__setattr__(self, "scan_checks", scans)
+        judged = tuple((r.id, r.evidence_check) for r in rules if r.evidence_check is not None)
+        set_field = object.__setattr__
+        set_field(self, "settings", settings)
+        set_field(self, "rules", rules)
+        set_field(self, "checks", tuple((i, c) for i, c in checks if c is not None))
+        set_field(self, "evidence_checks", judged)
+        set_field(self, "needs", frozenset(n for r in rules for n in r.needs))
 
     @classmethod
     def compile(cls, settings: RuleSettings, *, rules: Iterable[Rule] = RULES) -> RulePlan:

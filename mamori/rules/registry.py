@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self
 
 from mamori.findings import Finding
 from mamori.images import RegistryPattern, TrustedRegistries
@@ -17,6 +16,8 @@ from mamori.podspec import PodContext
 
 if TYPE_CHECKING:  # mamori.scans reads the policy's terms, which import this module
     from mamori.scans import ScanLookup, VulnerabilityGate
+    from mamori.supplychain.lookup import RegistryLookup
+    from mamori.supplychain.requirements import SignatureRequirement
 
 
 class Level(enum.IntEnum):
@@ -40,8 +41,51 @@ POD_SECURITY_LEVELS: Mapping[str, Level | None] = {
 """``spec.podSecurity`` names and the rule level each turns on (privileged: none)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RuleSettings:
+class FrozenValue:
+    """What a frozen dataclass gave the policy's values, written once instead of generated.
+
+    ``mamori check`` defines :class:`RuleSettings`, :class:`~mamori.rules.plan.RulePlan` and
+    :class:`~mamori.policy.model.Policy` at every start; as dataclasses they cost the import of
+    ``dataclasses`` (with inspect, ast, dis and tokenize) and the generation of their methods.
+    A subclass lists its constructor's parameters, in order, as ``__match_args__`` (as a
+    dataclass does): those are compared, hashed, shown and copied, exactly as a dataclass
+    compares its fields; the fields it derives from them (``compare=False`` before) are not.
+    """
+
+    __slots__ = ()
+    __match_args__: ClassVar[tuple[str, ...]] = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of {type(self).__name__}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r} of {type(self).__name__}")
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__match_args__)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._values() == other._values()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
+        return f"{type(self).__qualname__}({shown})"
+
+    def __reduce__(self) -> tuple[type[Self], tuple[Any, ...]]:
+        return type(self), self._values()  # copies and pickles are built as the original was
+
+    def _replace(self, **changes: Any) -> Self:
+        """A copy with ``changes`` (as ``dataclasses.replace``, or a named tuple's)."""
+        values = {name: getattr(self, name) for name in self.__match_args__}
+        return type(self)(**{**values, **changes})
+
+
+class RuleSettings(FrozenValue):
     """The parts of a policy that rules read; built once per policy, shared by every pod.
 
     ``pod_security`` is ``Level.BASELINE``, ``Level.RESTRICTED`` or ``None`` (privileged: no Pod
@@ -50,22 +94,61 @@ class RuleSettings:
     :attr:`restricted` is true.
     """
 
-    pod_security: Level | None = Level.RESTRICTED
-    trusted_registries: tuple[RegistryPattern, ...] = ()
-    require_image_digest: bool = False
-    pod_security_version: int | None = None
+    __slots__ = (
+        "pod_security",
+        "pod_security_version",
+        "registries",
+        "require_image_digest",
+        "signatures",
+        "switches",
+        "trusted_registries",
+        "vulnerabilities",
+    )
+    __match_args__ = (
+        "pod_security",
+        "trusted_registries",
+        "require_image_digest",
+        "pod_security_version",
+        "switches",
+        "vulnerabilities",
+        "signatures",
+    )
+
+    pod_security: Level | None
+    trusted_registries: tuple[RegistryPattern, ...]
+    require_image_digest: bool
+    pod_security_version: int | None
     """The Kubernetes minor version (``1.N``) whose Pod Security Standards apply; None: the
     newest mamori knows. Only :meth:`RulePlan.compile` reads it, once per policy."""
-    switches: frozenset[str] = frozenset()
+    switches: frozenset[str]
     """Names of the spec's boolean switches (declared with ``switch=True`` in
     mamori/policy/shape.py) that this policy turns on; a rule asks :meth:`switched_on`."""
-    vulnerabilities: VulnerabilityGate | None = None
+    vulnerabilities: VulnerabilityGate | None
     """The parsed ``spec.vulnerabilities`` section; None: no scan-gated admission."""
-    registries: TrustedRegistries = field(init=False, repr=False, compare=False)
-    """``trusted_registries`` compiled for matching, once per policy."""
+    signatures: tuple[SignatureRequirement, ...]
+    """The parsed ``spec.imageSignatures`` entries; empty: no signature is required."""
+    registries: TrustedRegistries
+    """``trusted_registries`` compiled for matching, once per policy (derived: not compared)."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "registries", TrustedRegistries(self.trusted_registries))
+    def __init__(
+        self,
+        pod_security: Level | None = Level.RESTRICTED,
+        trusted_registries: tuple[RegistryPattern, ...] = (),
+        require_image_digest: bool = False,
+        pod_security_version: int | None = None,
+        switches: frozenset[str] = frozenset(),
+        vulnerabilities: VulnerabilityGate | None = None,
+        signatures: tuple[SignatureRequirement, ...] = (),
+    ) -> None:
+        set_field = object.__setattr__
+        set_field(self, "pod_security", pod_security)
+        set_field(self, "trusted_registries", trusted_registries)
+        set_field(self, "require_image_digest", require_image_digest)
+        set_field(self, "pod_security_version", pod_security_version)
+        set_field(self, "switches", switches)
+        set_field(self, "vulnerabilities", vulnerabilities)
+        set_field(self, "signatures", signatures)
+        set_field(self, "registries", TrustedRegistries(trusted_registries))
 
     def switched_on(self, name: str) -> bool:
         """True when the policy sets the spec switch ``name`` (e.g. a ``require...: true``)."""
@@ -80,16 +163,34 @@ class RuleSettings:
 # A check returns a list (empty when the pod passes): the engine skips an empty one at once.
 CheckFunction = Callable[[PodContext, RuleSettings], Sequence[Finding]]
 AppliesFunction = Callable[[RuleSettings], bool]
-# A rule that needs scan results (``needs_scans``) is also called with the caller's lookup.
-ScanCheckFunction = Callable[[PodContext, RuleSettings, "ScanLookup"], Sequence[Finding]]
+
+
+class Needs(enum.Enum):
+    """Evidence about images that is not in the manifest, which some rules judge."""
+
+    SCANS = "scan results (ImageScans)"
+    REGISTRY = "registry access"
+
+
+class ImageEvidence(NamedTuple):
+    """What the caller knows about images beyond the manifest; None where it knows nothing."""
+
+    scans: ScanLookup | None = None
+    registry: RegistryLookup | None = None
+
+    def has(self, need: Needs) -> bool:
+        return (self.scans if need is Needs.SCANS else self.registry) is not None
+
+
+# A rule that judges evidence (``needs``) is also called with the caller's evidence.
+EvidenceCheckFunction = Callable[[PodContext, RuleSettings, ImageEvidence], Sequence[Finding]]
 
 
 def always(settings: RuleSettings) -> bool:
     return True
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(NamedTuple):
     """A registered check. ``applies`` tells from a policy's settings alone whether the check can
     find anything at all (``trusted-registry`` without registries cannot), so a policy's
     :class:`~mamori.rules.plan.RulePlan` leaves it out instead of calling it on every pod.
@@ -99,10 +200,11 @@ class Rule:
     check applies, oldest first, ending with ``check``; a policy pinned to ``v1.N`` runs the
     last variant from ``N`` or earlier, and none when the rule is newer than ``v1.N``.
 
-    ``scan_check`` is set on a rule that judges scan results (registered with
-    :meth:`RuleRegistry.register_scan_rule`): the engine calls it with the caller's
-    :class:`~mamori.scans.ScanLookup`, and skips the rule when the caller has none. Its
-    ``check`` is what it finds without one: nothing.
+    ``evidence_check`` is set on a rule that judges evidence from outside the manifest, scan
+    results or registries (registered with :meth:`RuleRegistry.register_evidence_rule`,
+    ``needs`` saying which): the engine calls it with the caller's :class:`ImageEvidence`, and
+    skips it when the caller has none of what it needs. Its ``check`` is what it finds without
+    evidence: nothing.
     """
 
     id: str
@@ -111,11 +213,16 @@ class Rule:
     check: CheckFunction
     applies: AppliesFunction = always
     versions: tuple[tuple[int, CheckFunction], ...] = ()
-    scan_check: ScanCheckFunction | None = None
+    evidence_check: EvidenceCheckFunction | None = None
+    needs: frozenset[Needs] = frozenset()
 
     @property
     def needs_scans(self) -> bool:
-        return self.scan_check is not None
+        return Needs.SCANS in self.needs
+
+    @property
+    def needs_evidence(self) -> bool:
+        return self.evidence_check is not None
 
     def check_for(self, minor: int | None) -> CheckFunction | None:
         """The variant for Kubernetes ``1.<minor>`` (None: the newest), or None before the rule."""
@@ -179,12 +286,21 @@ class RuleRegistry:
 
         return decorate
 
-    def register_scan_rule(
-        self, *, rule_id: str, level: Level, summary: str, applies: AppliesFunction
-    ) -> Callable[[ScanCheckFunction], ScanCheckFunction]:
-        """Decorate a check of scan results to register it under ``rule_id``."""
+    def register_evidence_rule(
+        self,
+        *,
+        rule_id: str,
+        level: Level,
+        summary: str,
+        applies: AppliesFunction,
+        needs: frozenset[Needs],
+    ) -> Callable[[EvidenceCheckFunction], EvidenceCheckFunction]:
+        """Decorate a check of evidence (``needs``: scan results, registry access) to register
+        it under ``rule_id``."""
+        if not needs:
+            raise ValueError(f"rule {rule_id!r}: an evidence rule needs some evidence")
 
-        def decorate(check: ScanCheckFunction) -> ScanCheckFunction:
+        def decorate(check: EvidenceCheckFunction) -> EvidenceCheckFunction:
             if rule_id in self._rules:
                 raise DuplicateRuleError(f"rule ID {rule_id!r} is registered twice")
             self._rules[rule_id] = Rule(
@@ -193,7 +309,8 @@ class RuleRegistry:
                 summary=summary,
                 check=_finds_nothing,
                 applies=applies,
-                scan_check=check,
+                evidence_check=check,
+                needs=needs,
             )
             return check
 
@@ -220,10 +337,10 @@ class RuleRegistry:
 
 
 def _finds_nothing(pod: PodContext, settings: RuleSettings) -> list[Finding]:
-    """A scan rule without scan results: it cannot judge, so it finds nothing."""
+    """An evidence rule without evidence: it cannot judge, so it finds nothing."""
     return []
 
 
 RULES = RuleRegistry()
 rule = RULES.register
-scan_rule = RULES.register_scan_rule
+evidence_rule = RULES.register_evidence_rule

@@ -1,6 +1,8 @@
-"""Supply-chain checks on images (issue 10): what the registry says an image reference is.
+"""Supply-chain checks on images (issue 10): what registries say about an image.
 
-The first slice is :mod:`mamori.supplychain.registry`, which resolves a tag to the digest the
-registry serves for it. Nothing here is wired into admission or the policy yet. Standard library
-only, like the rest of the core.
+``registry`` resolves tags to digests and reads manifests, referrers and blobs within deadlines
+and size bounds; ``credentials`` finds the credentials a cluster would pull with; ``cosign`` and
+``notation`` verify signatures (shared verdicts in ``verdicts``); ``requirements`` is a policy's
+``imageSignatures`` entry as a value; ``lookup`` is what the rules ask, and ``live`` answers it
+for admission, cached and within one time budget per review.
 """

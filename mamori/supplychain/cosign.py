@@ -18,76 +18,39 @@ does not expect yields a :class:`Malformed` verdict, never an exception.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import enum
 import hashlib
-import json
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mamori.images import ImageReference
-from mamori.supplychain.registry import Credentials, RegistryClient
+from mamori.supplychain.artifacts import (
+    MAX_CANDIDATES,
+    SHA256_DIGEST_RE,
+    ArtifactSource,
+    BadContent,
+    base64_field,
+    descriptor_digest,
+    fallback_tag,
+    json_object,
+    required,
+)
+from mamori.supplychain.verdicts import (
+    Form,
+    Malformed,
+    NotSigned,
+    UnknownKey,
+    Verdict,
+    Verified,
+)
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 IN_TOTO_PAYLOAD = "application/vnd.in-toto+json"
 IN_TOTO_STATEMENT_V1 = "https://in-toto.io/Statement/v1"
-SHA256_DIGEST_RE: Final = re.compile(r"sha256:([0-9a-f]{64})", re.ASCII)
-# Signatures looked at per form: a registry that lists thousands is not trying to help.
-MAX_CANDIDATES: Final = 32
-
-
-class Form(enum.Enum):
-    LEGACY = "legacy .sig tag (simple signing)"
-    BUNDLE = "sigstore bundle (DSSE)"
-
-
-@dataclass(frozen=True, slots=True)
-class Verified:
-    key_index: int  # which of the configured keys
-    key_id: str  # sha256 of the key's DER SubjectPublicKeyInfo, hex
-    form: Form
-
-
-@dataclass(frozen=True, slots=True)
-class NotSigned:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class UnknownKey:
-    """Signatures exist, but none verifies with a configured key."""
-
-    forms: tuple[Form, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Malformed:
-    reason: str
-
-
-Verdict = Verified | NotSigned | UnknownKey | Malformed
-
-
-class ArtifactSource(Protocol):
-    """Bounded reads from the image's repository (registry.RegistryClient, bound to one repo).
-
-    Each returns the content (checked against the digest asked for) or None when absent.
-    """
-
-    def manifest(self, tag_or_digest: str) -> bytes | None: ...
-
-    def referrers(self, digest: str) -> bytes | None: ...
-
-    def blob(self, digest: str) -> bytes | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +72,6 @@ def load_public_keys(pems: Iterable[bytes | str]) -> tuple[PublicKey, ...]:
         )
         keys.append(PublicKey(key, hashlib.sha256(der).hexdigest()))
     return tuple(keys)
-
-
-class _Bad(Exception):
-    """Content of a shape this module refuses; its message is the verdict's reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +102,7 @@ def verify_image(source: ArtifactSource, digest: str, keys: Sequence[PublicKey])
                     return verdict
                 if isinstance(verdict, Malformed):
                     problems.append(verdict.reason)
-        except _Bad as error:
+        except BadContent as error:
             problems.append(f"{form.name.lower()}: {error}")
     if problems:
         return Malformed("; ".join(problems[:4]))
@@ -160,7 +119,7 @@ def _judge(candidate: _Candidate, digest: str, keys: Sequence[PublicKey]) -> Ver
             continue
         try:
             named = _named_digests(candidate)
-        except _Bad as error:
+        except BadContent as error:
             return Malformed(f"{candidate.form.name.lower()}: {error}")
         if digest not in named:
             return Malformed(
@@ -171,19 +130,21 @@ def _judge(candidate: _Candidate, digest: str, keys: Sequence[PublicKey]) -> Ver
 
 
 def _named_digests(candidate: _Candidate) -> set[str]:
-    document = _json(candidate.payload, "signed payload")
+    document = json_object(candidate.payload, "signed payload")
     if candidate.form is Form.LEGACY:
-        named = _get(
-            _get(_get(document, "critical", dict), "image", dict), "docker-manifest-digest", str
+        named = required(
+            required(required(document, "critical", dict), "image", dict),
+            "docker-manifest-digest",
+            str,
         )
         return {named}
-    if _get(document, "_type", str) != IN_TOTO_STATEMENT_V1:
-        raise _Bad("the statement is not an in-toto Statement v1")
+    if required(document, "_type", str) != IN_TOTO_STATEMENT_V1:
+        raise BadContent("the statement is not an in-toto Statement v1")
     digests = set()
-    for subject in _get(document, "subject", list)[:MAX_CANDIDATES]:
+    for subject in required(document, "subject", list)[:MAX_CANDIDATES]:
         if not isinstance(subject, dict):
-            raise _Bad("a statement subject is not an object")
-        value = _get(_get(subject, "digest", dict), "sha256", str)
+            raise BadContent("a statement subject is not an object")
+        value = required(required(subject, "digest", dict), "sha256", str)
         digests.add(f"sha256:{value}")
     return digests
 
@@ -192,20 +153,20 @@ def _named_digests(candidate: _Candidate) -> set[str]:
 
 
 def _legacy_candidates(source: ArtifactSource, digest: str) -> Iterator[_Candidate]:
-    body = source.manifest(_tag_for(digest) + ".sig")
+    body = source.manifest(fallback_tag(digest) + ".sig")
     if body is None:
         return
-    manifest = _json(body, "signature manifest")
-    layers = _get(manifest, "layers", list)
+    manifest = json_object(body, "signature manifest")
+    layers = required(manifest, "layers", list)
     for layer in layers[:MAX_CANDIDATES]:
         if not isinstance(layer, dict) or layer.get("mediaType") != SIMPLE_SIGNING:
             continue
-        layer_digest = _digest_field(layer)
-        annotations = _get(layer, "annotations", dict)
-        signature = _b64(_get(annotations, SIGNATURE_ANNOTATION, str), "signature")
+        layer_digest = descriptor_digest(layer)
+        annotations = required(layer, "annotations", dict)
+        signature = base64_field(required(annotations, SIGNATURE_ANNOTATION, str), "signature")
         payload = source.blob(layer_digest)
         if payload is None:
-            raise _Bad(f"the payload blob {layer_digest} is missing")
+            raise BadContent(f"the payload blob {layer_digest} is missing")
         yield _Candidate(Form.LEGACY, payload, signature, payload)
 
 
@@ -215,51 +176,54 @@ def _legacy_candidates(source: ArtifactSource, digest: str) -> Iterator[_Candida
 def _bundle_candidates(source: ArtifactSource, digest: str) -> Iterator[_Candidate]:
     index_body = source.referrers(digest)
     if index_body is None:
-        index_body = source.manifest(_tag_for(digest))
+        index_body = source.manifest(fallback_tag(digest))
     if index_body is None:
         return
-    index = _json(index_body, "referrers index")
-    entries = _get(index, "manifests", list)
+    index = json_object(index_body, "referrers index")
+    entries = required(index, "manifests", list)
     bundles = [
         entry
         for entry in entries
         if isinstance(entry, dict) and entry.get("artifactType") == BUNDLE_V03
     ]
     for entry in bundles[:MAX_CANDIDATES]:
-        manifest_body = source.manifest(_digest_field(entry))
+        manifest_body = source.manifest(descriptor_digest(entry))
         if manifest_body is None:
-            raise _Bad("a listed bundle manifest is missing")
-        manifest = _json(manifest_body, "bundle manifest")
+            raise BadContent("a listed bundle manifest is missing")
+        manifest = json_object(manifest_body, "bundle manifest")
         subject = manifest.get("subject")
         if subject is not None and (
             not isinstance(subject, dict) or subject.get("digest") != digest
         ):
-            raise _Bad("a bundle manifest's subject is another image")
-        for layer in _get(manifest, "layers", list)[:MAX_CANDIDATES]:
+            raise BadContent("a bundle manifest's subject is another image")
+        for layer in required(manifest, "layers", list)[:MAX_CANDIDATES]:
             if not isinstance(layer, dict) or layer.get("mediaType") != BUNDLE_V03:
                 continue
-            bundle_digest = _digest_field(layer)
+            bundle_digest = descriptor_digest(layer)
             bundle = source.blob(bundle_digest)
             if bundle is None:
-                raise _Bad(f"the bundle blob {bundle_digest} is missing")
+                raise BadContent(f"the bundle blob {bundle_digest} is missing")
             yield from _dsse_candidates(bundle)
 
 
 def _dsse_candidates(bundle_body: bytes) -> Iterator[_Candidate]:
-    bundle = _json(bundle_body, "bundle")
-    if _get(bundle, "mediaType", str) != BUNDLE_V03:
-        raise _Bad("the bundle is not a v0.3 sigstore bundle")
-    envelope = _get(bundle, "dsseEnvelope", dict)
-    payload_type = _get(envelope, "payloadType", str)
+    bundle = json_object(bundle_body, "bundle")
+    if required(bundle, "mediaType", str) != BUNDLE_V03:
+        raise BadContent("the bundle is not a v0.3 sigstore bundle")
+    envelope = required(bundle, "dsseEnvelope", dict)
+    payload_type = required(envelope, "payloadType", str)
     if payload_type != IN_TOTO_PAYLOAD:
-        raise _Bad(f"the DSSE payloadType is {payload_type[:80]!r}, not in-toto")
-    payload = _b64(_get(envelope, "payload", str), "DSSE payload")
+        raise BadContent(f"the DSSE payloadType is {payload_type[:80]!r}, not in-toto")
+    payload = base64_field(required(envelope, "payload", str), "DSSE payload")
     signed = pae(payload_type.encode(), payload)
-    for entry in _get(envelope, "signatures", list)[:MAX_CANDIDATES]:
+    for entry in required(envelope, "signatures", list)[:MAX_CANDIDATES]:
         if not isinstance(entry, dict):
-            raise _Bad("a DSSE signature is not an object")
+            raise BadContent("a DSSE signature is not an object")
         yield _Candidate(
-            Form.BUNDLE, signed, _b64(_get(entry, "sig", str), "DSSE signature"), payload
+            Form.BUNDLE,
+            signed,
+            base64_field(required(entry, "sig", str), "DSSE signature"),
+            payload,
         )
 
 
@@ -269,61 +233,3 @@ def pae(payload_type: bytes, payload: bytes) -> bytes:
 
 
 # --- hostile-content helpers ----------------------------------------------------------------
-
-
-def _tag_for(digest: str) -> str:
-    return digest.replace(":", "-", 1)
-
-
-def _json(body: bytes, what: str) -> dict[str, Any]:
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        raise _Bad(f"the {what} is not JSON") from None
-    if not isinstance(document, dict):
-        raise _Bad(f"the {what} is not a JSON object")
-    return document
-
-
-def _get(document: dict[str, Any], name: str, kind: type) -> Any:
-    value = document.get(name)
-    if not isinstance(value, kind):
-        raise _Bad(f"{name!r} is missing or not a {kind.__name__}")
-    return value
-
-
-def _digest_field(descriptor: dict[str, Any]) -> str:
-    value = descriptor.get("digest")
-    if not isinstance(value, str) or not SHA256_DIGEST_RE.fullmatch(value):
-        raise _Bad("a descriptor's digest is not sha256:<64 hex>")
-    return value
-
-
-def _b64(text: str, what: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise _Bad(f"the {what} is not base64") from None
-
-
-@dataclass(frozen=True, slots=True)
-class RepositorySource:
-    """An :class:`ArtifactSource` over one repository of a registry.RegistryClient."""
-
-    client: RegistryClient
-    reference: ImageReference
-    credentials: Credentials | None = None
-
-    def manifest(self, tag_or_digest: str) -> bytes | None:
-        fetched = self.client.get_manifest(
-            self.reference, tag_or_digest, credentials=self.credentials
-        )
-        return None if fetched is None else fetched.body
-
-    def referrers(self, digest: str) -> bytes | None:
-        fetched = self.client.get_referrers(self.reference, digest, credentials=self.credentials)
-        return None if fetched is None else fetched.body
-
-    def blob(self, digest: str) -> bytes | None:
-        fetched = self.client.get_blob(self.reference, digest, credentials=self.credentials)
-        return None if fetched is None else fetched.body

@@ -13,12 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mamori.engine import evaluate
+from mamori.engine import evaluate, unjudged_rules
 from mamori.findings import Decision, Enforcement, Violation
 from mamori.policy import Policy, PolicyError, parse_policy
 from mamori.policy.model import NAMESPACE_NAME_LABEL
 from mamori.policy.selector import Requirement
 from mamori.rules import RULES
+from mamori.rules.registry import ImageEvidence
 from mamori.scans import ScanLookup
 from mamori.workloads import WORKLOAD_KINDS, extract_workload
 
@@ -179,7 +180,7 @@ def _view(
         selected, reason = False, "the object runs no pods: mamori judges pods and workloads"
     if not selected or decision is None:
         return PolicyView(name, policy.enforcement, False, reason, status=status)
-    unjudged = () if scans is not None else tuple(rule for rule, _ in policy.plan.scan_checks)
+    unjudged = unjudged_rules(policy, ImageEvidence(scans=scans))
     return PolicyView(
         name,
         policy.enforcement,

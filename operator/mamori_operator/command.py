@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"mamori operator: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    problem = registry_access_problem(config)
+    if problem is not None:
+        print(f"mamori operator: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     configure_logging(config)
     from mamori_operator.metrics import Metrics
     from mamori_operator.runtime import run_operator
@@ -48,6 +52,21 @@ def run(args: argparse.Namespace) -> int:
         memo.liveness = Liveness(stall_after=max(120.0, 10 * config.status_interval))
         HealthServer(config.health_port, memo.liveness).start()
     return run_operator(config, memo=memo)
+
+
+def registry_access_problem(config: OperatorConfig) -> str | None:
+    """Why the audit's registry access cannot be built (a bad CA or credentials file), checked
+    once at start so that the operator does not start without it; None when it can."""
+    import ssl
+
+    from mamori.supplychain.credentials import CredentialsError
+    from mamori_operator.status.registry_access import registry_asker
+
+    try:
+        registry_asker(config)
+    except (OSError, ssl.SSLError, CredentialsError) as error:  # their messages hold no secret
+        return f"--registry-ca-file/--registry-credentials cannot be used: {error}"
+    return None
 
 
 def configure_logging(config: OperatorConfig) -> None:

@@ -61,6 +61,27 @@ class OperatorConfig:
         5, help="attempts per AWS call, with backoff on throttling (botocore standard retries)"
     )
     top_findings: int = setting(20, help="findings kept per ImageScan object, worst first")
+    registry_timeout: float = setting(
+        1.5,
+        help="seconds one registry request of the audit may take (resolving a tag, reading a "
+        "signature), connection, TLS and every read included",
+    )
+    registry_budget: float = setting(
+        2.0,
+        help="seconds the audit may spend asking registries about one pod's images",
+    )
+    registry_ca_file: Path | None = setting(
+        None,
+        help="PEM CA certificates trusted for registries besides the system's (a registry with "
+        "a private CA)",
+        metavar="FILE",
+    )
+    registry_credentials: Path | None = setting(
+        None,
+        help="registry credentials in the form of a kubernetes.io/dockerconfigjson Secret's "
+        ".dockerconfigjson (a mounted Secret); re-read when the file changes",
+        metavar="FILE",
+    )
     offenders: int = setting(5, help="offending pods listed in a policy's status")
     policy_reports: bool = setting(
         False,
@@ -102,6 +123,13 @@ class OperatorConfig:
             )
         if self.workers < 1:
             raise SettingsError(f"{named('workers')} must be at least 1")
+        for name in ("registry_timeout", "registry_budget"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{named(name)} must be greater than 0")
+        for name in ("registry_ca_file", "registry_credentials"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise SettingsError(f"{named(name)}={path}: no such file")
         if self.kubeconfig is not None and not self.kubeconfig.is_file():
             raise SettingsError(f"{named('kubeconfig')}={self.kubeconfig}: no such file")
 

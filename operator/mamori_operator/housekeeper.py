@@ -4,10 +4,11 @@ Watch events do the urgent work in kopf's handlers; this loop does what is due b
 policy statuses that changed (every ``status_interval``) and then the PolicyReports (when
 switched on) and the Event counts a rate limit held back, look again at digests whose cached
 scan result expired, and resync: re-list the cluster from the API server, replacing the
-operator's view whole, then re-converge every namespace's NetworkPolicies and the pods whose
-inputs changed. A resync runs once per ``resync_interval`` and as soon as ``relist_wanted`` is
-set (kopf re-listed a resource, or the API server was unreachable): a missed DELETED event
-costs one pass, never correctness. A failed resync is retried on the next pass.
+operator's view whole (pods through their own feed, see ``state/pod_feed.py``), then
+re-converge every namespace's NetworkPolicies and the pods whose inputs changed. A resync runs
+once per ``resync_interval`` and as soon as ``relist_wanted`` is set (kopf re-listed a
+resource, or the API server was unreachable): a missed DELETED event costs one pass, never
+correctness. A failed resync is retried on the next pass.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Housekeeper:
         relist_wanted: threading.Event | None = None,
         reports: PolicyReporter | None = None,
         events: EventRecorder | None = None,
+        relist_pods: Callable[[], object] | None = None,
+        trim_heap: Callable[[], object] | None = None,
     ) -> None:
         self.state = state
         self.reconciler = reconciler
@@ -61,6 +64,8 @@ class Housekeeper:
         self.relist_wanted = relist_wanted or threading.Event()
         self.reports = reports
         self.events = events
+        self.relist_pods = relist_pods
+        self.trim_heap = trim_heap
         self.resyncs = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -94,6 +99,8 @@ class Housekeeper:
                 self._guarded("policy reports", self.reports.refresh)
             if self.events is not None:  # repeats held back by an object's rate limit
                 self._guarded("event flush", self.events.flush)
+            if self.trim_heap is not None:  # what this pass and the workers freed, to the OS
+                self._guarded("heap trim", self.trim_heap)
             self.passes += 1
             self._stop.wait(self.status_interval)
 
@@ -111,6 +118,10 @@ class Housekeeper:
                 self.relist_wanted.set()
                 return
             self._follow(changes)
+            if self.relist_pods is not None and self.resyncs:
+                # pods are listed by their own feed (page by page, in place); the first pass
+                # follows its first list, so only later resyncs ask for another
+                self.relist_pods()
         self.reconciler.reconcile_all()
         self.resyncs += 1
 

@@ -14,6 +14,7 @@ from mamori_operator.api.events import EventRecorder
 from mamori_operator.api.kube import Kube
 from mamori_operator.config import OperatorConfig
 from mamori_operator.housekeeper import Housekeeper
+from mamori_operator.memory import heap_trimmer
 from mamori_operator.metrics import Metrics
 from mamori_operator.network.reconciler import NetworkPolicyReconciler
 from mamori_operator.reports.build import ReportLimits
@@ -23,9 +24,11 @@ from mamori_operator.scanning.providers import build_providers
 from mamori_operator.scanning.providers.base import ProviderWiring
 from mamori_operator.scanning.scanner import PodScanner, ProviderHealth
 from mamori_operator.state.cluster import ClusterState, Handled
+from mamori_operator.state.pod_feed import PodFeed
 from mamori_operator.state.relist import ClusterLister
 from mamori_operator.status.audit import Auditor
 from mamori_operator.status.policy_status import StatusWriter
+from mamori_operator.status.registry_access import build_audit_evidence
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Services:
     auditor: Auditor
     status: StatusWriter
     housekeeper: Housekeeper
+    pods: PodFeed
     reports: PolicyReporter | None = None
 
     @classmethod
@@ -58,7 +62,7 @@ class Services:
         kube = Kube(
             load_client_configuration(config.kubeconfig),
             metrics=metrics,
-            pool=config.workers + 4,
+            pool=2 * config.workers + 4,  # kopf's handler threads, the pod workers, the watch
             on_unreachable=handled.relist_wanted.set,
             fence=fence,
         )
@@ -85,7 +89,7 @@ class Services:
             cache=cache,
             health=health,
         )
-        auditor = Auditor(state)
+        auditor = Auditor(state, evidence=build_audit_evidence(config, state))
         status = StatusWriter(
             state=state,
             kube=kube,
@@ -106,6 +110,15 @@ class Services:
                 ),
                 relist_interval=config.resync_interval,
             )
+        pods = PodFeed(
+            kube=kube,
+            state=state,
+            scanner=scanner,
+            metrics=metrics,
+            synced=handled.synced,
+            workers=config.workers,
+            watch_timeout=config.watch_timeout,
+        )
         housekeeper = Housekeeper(
             state=state,
             reconciler=reconciler,
@@ -119,6 +132,8 @@ class Services:
             relist_wanted=handled.relist_wanted,
             reports=reports,
             events=events,
+            relist_pods=pods.request_relist,
+            trim_heap=heap_trimmer(),
         )
         return cls(
             config=config,
@@ -134,14 +149,17 @@ class Services:
             auditor=auditor,
             status=status,
             housekeeper=housekeeper,
+            pods=pods,
             reports=reports,
         )
 
     def start(self) -> None:
         self.reconciler.retries.start()
+        self.pods.start()
         self.housekeeper.start()
 
     def close(self) -> None:
+        self.pods.stop()
         self.housekeeper.stop()
         self.reconciler.retries.stop()
         self.kube.close()

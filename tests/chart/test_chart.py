@@ -168,18 +168,24 @@ READS = {
     for verb in ("get", "list", "watch")
 }
 EVENT_WRITES = {("", "events", "create"), ("", "events", "patch")}
+PULL_SECRET_READS = {("", "secrets", "get")}  # the Secrets a pod names, one by one
 
 
 @pytest.mark.parametrize(
     ("settings", "expected"),
-    [({}, READS | EVENT_WRITES), ({"webhook.events.enabled": "false"}, READS)],
-    ids=["events-on", "events-off"],
+    [
+        ({}, READS | EVENT_WRITES),
+        ({"webhook.events.enabled": "false"}, READS),
+        ({"webhook.registry.podPullSecrets": "true"}, READS | EVENT_WRITES | PULL_SECRET_READS),
+    ],
+    ids=["events-on", "events-off", "pod-pull-secrets"],
 )
 def test_the_webhook_reads_what_admission_judges_with_and_writes_only_events(
     helm: Helm, settings: dict[str, str], expected: set[tuple[str, str, str]]
 ) -> None:
-    """Read-only on policies, ImageScans and namespace labels; its one write is Events about its
-    answers (create, and patch to count repeats), gone when events are switched off."""
+    """Read-only on policies, ImageScans and namespace labels (and, for pods' imagePullSecrets,
+    get on Secrets); its one write is Events about its answers (create, and patch to count
+    repeats), gone when events are switched off."""
     role = next(
         d
         for d in by_kind(helm.render(settings=settings), "ClusterRole")
@@ -524,6 +530,20 @@ def test_certificate_settings_name_the_objects_the_chart_creates(default: list[D
             "additional properties 'readOnlyRootFileSystem'",
             id="security-context-typo",
         ),
+        pytest.param("webhook.registry.timeout=0", "timeout", id="registry-timeout-zero"),
+        pytest.param("webhook.registry.budget=2s", "budget", id="registry-budget-unit"),
+        pytest.param("webhook.registry.caBundle.kind=configmap", "kind", id="ca-bundle-kind"),
+        pytest.param(
+            "webhook.registry.credentialsSecret=Registry_Pull",
+            "credentialsSecret",
+            id="secret-name",
+        ),
+        pytest.param(
+            "webhook.registry.ecr.endpoint=ecr.example", "endpoint", id="ecr-endpoint-url"
+        ),
+        pytest.param(
+            "webhook.registry.ecr.enable=true", "additional properties 'enable'", id="ecr-typo"
+        ),
     ],
 )
 def test_the_schema_rejects_misspelled_and_mistyped_values(
@@ -675,15 +695,19 @@ def mamori_check(rendered: list[Document], tmp_path: Path) -> tuple[int, dict[st
     return done.returncode, json.loads(done.stdout)
 
 
-def test_dogfood_the_default_install_passes_its_own_policy(
-    default: list[Document], tmp_path: Path
+@pytest.mark.parametrize("scenario", ["default", "signatures-values"])
+def test_dogfood_the_install_passes_its_own_policy(
+    scenario_objects: dict[str, list[Document]], scenario: str, tmp_path: Path
 ) -> None:
-    status, report = mamori_check(default, tmp_path)
+    """The default install, and one with every registry volume mounted (a ConfigMap and a
+    Secret: volume types the restricted level allows)."""
+    rendered = scenario_objects[scenario]
+    status, report = mamori_check(rendered, tmp_path)
     assert status == 0, json.dumps(report, indent=2)
     assert report["summary"]["workloads"] == 3  # webhook, operator, helm test pod
     assert report["summary"]["denied"] == 0
     assert [r["violations"] for r in report["results"]] == [[], [], []]  # not even a warning
-    assert one(default, "ClusterSecurityPolicy")["spec"]["podSecurity"] == "restricted"
+    assert one(rendered, "ClusterSecurityPolicy")["spec"]["podSecurity"] == "restricted"
 
 
 def test_dogfood_would_catch_a_weakened_pod(helm: Helm, tmp_path: Path) -> None:

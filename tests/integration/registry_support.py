@@ -23,7 +23,7 @@ import ssl
 import subprocess
 import tarfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.helpers import wait_for
 
@@ -42,6 +42,8 @@ SUPPLYCHAIN_BIN = Path(
 REGISTRY = SUPPLYCHAIN_BIN / "registry"
 CRANE = SUPPLYCHAIN_BIN / "crane"
 COSIGN = SUPPLYCHAIN_BIN / "cosign"
+NOTATION = SUPPLYCHAIN_BIN / "notation"
+ORAS = SUPPLYCHAIN_BIN / "oras"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 CLI_TIMEOUT = 60.0
@@ -181,6 +183,195 @@ class TestRegistry:
         directory.mkdir(parents=True, exist_ok=True)
         self.cosign("generate-key-pair", cwd=directory, password=password)
         return directory / "cosign.pub"
+
+    def oras(self, *args: str, cwd: Path) -> str:
+        """Run oras in ``cwd`` with the isolated environment; its stdout, stripped."""
+        return _run(ORAS, args, env=self.cli_env, cwd=cwd)
+
+    def notation(self, *args: str, config_home: Path) -> str:
+        """Run notation with its configuration (keys, trust store, trust policy) under
+        ``config_home`` (its XDG_CONFIG_HOME), never the developer's; its stdout, stripped."""
+        env = {**self.cli_env, "XDG_CONFIG_HOME": str(config_home)}
+        return _run(NOTATION, args, env=env, cwd=config_home)
+
+    def notation_test_signer(self, config_home: Path, name: str) -> NotationSigner:
+        """``notation cert generate-test``: an RSA key and a self-signed certificate valid for
+        24 hours (sign fresh in each test session), in its own configuration."""
+        config_home.mkdir(parents=True, exist_ok=True)
+        self.notation("cert", "generate-test", name, config_home=config_home)
+        local = config_home / "notation" / "localkeys"
+        return NotationSigner(config_home, name, local / f"{name}.crt")
+
+    def notation_signer_from_files(
+        self, config_home: Path, name: str, key_file: Path, chain_file: Path
+    ) -> NotationSigner:
+        """A notation configuration whose one signing key is ``key_file`` with the PEM chain
+        ``chain_file`` (leaf first), as ``signingkeys.json`` lists a local key."""
+        directory = config_home / "notation"
+        directory.mkdir(parents=True, exist_ok=True)
+        entry = {"name": name, "keyPath": str(key_file), "certPath": str(chain_file)}
+        keys = {"default": name, "keys": [entry]}
+        (directory / "signingkeys.json").write_text(json.dumps(keys, indent=1))
+        return NotationSigner(config_home, name, chain_file)
+
+    def notation_sign(
+        self,
+        signer: NotationSigner,
+        image: str,
+        *,
+        signature_format: str = "jws",
+        expiry: str = "",
+        referrers_api: bool = False,
+    ) -> None:
+        """Sign ``image`` (repository@digest); ``referrers_api`` asks notation to store it
+        through the referrers API where the registry has one (default: the tag schema)."""
+        args = ["sign", "--key", signer.key_name, "--signature-format", signature_format]
+        if expiry:
+            args += ["--expiry", expiry]
+        args += [f"--force-referrers-tag={str(not referrers_api).lower()}", image]
+        self.notation(*args, config_home=signer.config_home)
+
+    def notation_verify(
+        self,
+        image: str,
+        *,
+        config_home: Path,
+        trusted: Sequence[Path],
+        identities: Sequence[str] = ("*",),
+    ) -> bool:
+        """Whether ``notation verify`` (strict) accepts ``image`` when its trust store holds
+        ``trusted`` and its trust policy lists ``identities``: the reference verdict. A failure
+        that is not a verdict on the signatures raises RegistrySupportError."""
+        store = config_home / "notation" / "truststore" / "x509" / "ca" / "mamori"
+        store.mkdir(parents=True, exist_ok=True)
+        for index, certificate in enumerate(trusted):
+            (store / f"trusted-{index}.crt").write_bytes(certificate.read_bytes())
+        policy = {
+            "version": "1.0",
+            "trustPolicies": [
+                {
+                    "name": "mamori-test",
+                    "registryScopes": ["*"],
+                    "signatureVerification": {"level": "strict"},
+                    "trustStores": ["ca:mamori"],
+                    "trustedIdentities": list(identities),
+                }
+            ],
+        }
+        policy_file = config_home / "trustpolicy-to-import.json"
+        policy_file.write_text(json.dumps(policy))
+        # the CLI puts the policy where this version of it reads it
+        self.notation("policy", "import", "--force", str(policy_file), config_home=config_home)
+        try:
+            self.notation("verify", image, config_home=config_home)
+        except RegistrySupportError as error:
+            if "signature verification failed" not in str(error):
+                raise  # not a verdict: a test set notation up wrong
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class NotationSigner:
+    """A notation configuration (its own XDG_CONFIG_HOME) holding one signing key."""
+
+    config_home: Path
+    key_name: str
+    certificates: Path  # PEM, leaf first: the self-signed test certificate, or leaf … root
+
+
+def write_code_signing_chain(
+    directory: Path, *, subject: str, valid_for: datetime.timedelta
+) -> tuple[Path, Path, Path]:
+    """A P-256 root and a code-signing leaf under it, as Notation wants them (key usage
+    critical, codeSigning, no SAN): (leaf key, chain leaf→root, root certificate)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    root_key, leaf_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+
+    def name(common: str) -> x509.Name:
+        return x509.Name(
+            [
+                x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+                x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "WA"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mamori tests"),
+                x509.NameAttribute(NameOID.COMMON_NAME, common),
+            ]
+        )
+
+    def usage(*, signer: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(
+            digital_signature=signer,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=not signer,
+            crl_sign=not signer,
+            encipher_only=False,
+            decipher_only=False,
+        )
+
+    def builder(
+        subject_name: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey
+    ) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject_name)
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + valid_for)
+        )
+
+    root_name = name(f"{subject} root")
+    root = (
+        builder(root_name, root_name, root_key)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .add_extension(usage(signer=False), critical=True)
+        .sign(root_key, hashes.SHA256())
+    )
+    leaf = (
+        builder(name(subject), root_name, leaf_key)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage(signer=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .sign(root_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    key_file, chain_file, root_file = (
+        directory / "leaf.key",
+        directory / "chain.crt",
+        directory / "root.crt",
+    )
+    key_file.write_bytes(
+        leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_file.chmod(0o600)
+    chain_file.write_bytes(leaf.public_bytes(pem) + root.public_bytes(pem))
+    root_file.write_bytes(root.public_bytes(pem))
+    return key_file, chain_file, root_file
+
+
+def _run(binary: Path, args: Sequence[str], *, env: dict[str, str], cwd: Path) -> str:
+    done = subprocess.run(
+        [str(binary), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RegistrySupportError(
+            f"{binary.name} {' '.join(args)}: {(done.stderr or done.stdout).strip()}"
+        )
+    return done.stdout.strip()
 
 
 def _isolated_cli_env(home: Path, ca_file: Path) -> dict[str, str]:

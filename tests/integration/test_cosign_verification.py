@@ -18,14 +18,9 @@ from pathlib import Path
 import pytest
 
 from mamori.images import parse_reference
+from mamori.supplychain.artifacts import RepositorySource
 from mamori.supplychain.cosign import (
-    Form,
-    NotSigned,
     PublicKey,
-    RepositorySource,
-    UnknownKey,
-    Verdict,
-    Verified,
     load_public_keys,
     verify_image,
 )
@@ -35,6 +30,13 @@ from mamori.supplychain.registry import (
     RegistryClientConfig,
     RegistryProtocolError,
     ResponseTooLarge,
+)
+from mamori.supplychain.verdicts import (
+    Form,
+    NotSigned,
+    UnknownKey,
+    Verdict,
+    Verified,
 )
 from tests.integration.registry_support import (
     TestRegistry,

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from mamori_operator.housekeeper import Housekeeper
+from mamori_operator.memory import heap_trimmer
 from mamori_operator.scanning.cache import ScanCache
 from mamori_operator.scanning.model import Outcome, ProviderAnswer
+from mamori_operator.state.cluster import RelistChanges
 from tests.helpers import wait_for
 
 RESYNC_INTERVAL = 300.0
@@ -210,3 +212,71 @@ def test_stop_ends_the_thread_even_before_the_first_list(running: Running) -> No
     running.keeper.stop(timeout=5)
     assert running.keeper._thread is not None and not running.keeper._thread.is_alive()
     assert running.keeper.passes == 0
+
+
+def test_pods_are_listed_again_on_every_resync_but_the_first() -> None:
+    """The pod feed's own first list is what the first pass converges against; later resyncs
+    (and wanted ones) ask it for another."""
+    recorder = Recorder()
+    asked: list[float] = []
+    synced = CountingEvent()
+    keeper = Housekeeper(
+        state=recorder,  # type: ignore[arg-type]
+        reconciler=recorder,  # type: ignore[arg-type]
+        scanner=recorder,  # type: ignore[arg-type]
+        cache=ScanCache(clock=recorder.clock),
+        status=recorder,  # type: ignore[arg-type]
+        synced=synced,
+        status_interval=0.01,
+        resync_interval=RESYNC_INTERVAL,
+        clock=recorder.clock,
+        lister=UnchangedLister(),  # type: ignore[arg-type]
+        relist_pods=lambda: asked.append(recorder.clock.now),
+    )
+    keeper.start()
+    try:
+        synced.set()
+        wait_for(lambda: keeper.resyncs == 1, message="the first resync")
+        recorder.clock.now += RESYNC_INTERVAL
+        wait_for(lambda: keeper.resyncs == 2, message="the second resync")
+        keeper.relist_wanted.set()
+        wait_for(lambda: keeper.resyncs == 3, message="a wanted resync")
+    finally:
+        keeper.stop()
+    assert asked == [1000.0 + RESYNC_INTERVAL, 1000.0 + RESYNC_INTERVAL]
+
+
+class UnchangedLister:
+    def relist(self) -> RelistChanges:
+        return RelistChanges()
+
+
+def test_the_heap_is_trimmed_on_every_pass() -> None:
+    recorder = Recorder()
+    trims: list[int] = []
+    synced = CountingEvent()
+    keeper = Housekeeper(
+        state=recorder,  # type: ignore[arg-type]
+        reconciler=recorder,  # type: ignore[arg-type]
+        scanner=recorder,  # type: ignore[arg-type]
+        cache=ScanCache(clock=recorder.clock),
+        status=recorder,  # type: ignore[arg-type]
+        synced=synced,
+        status_interval=0.01,
+        resync_interval=RESYNC_INTERVAL,
+        clock=recorder.clock,
+        trim_heap=lambda: trims.append(keeper.passes),
+    )
+    keeper.start()
+    try:
+        synced.set()
+        wait_for(lambda: keeper.passes >= 3, message="three passes")
+    finally:
+        keeper.stop()
+    assert trims[:3] == [0, 1, 2]
+
+
+def test_glibc_trims_its_heap() -> None:
+    trim = heap_trimmer()  # glibc, as in the image (python:3.11-slim); musl would give None
+    assert trim is not None
+    assert trim() in (0, 1)  # 1: memory was given back

@@ -7,7 +7,13 @@ from typing import Any
 from mamori_operator.handlers.policies import policy_record
 from mamori_operator.network.reconciler import NetworkPolicyCount
 from mamori_operator.scanning.scanner import ProviderProblem
-from mamori_operator.state.cluster import ClusterState, NamespaceRecord, PodRecord, PolicyRecord
+from mamori_operator.state.cluster import (
+    ClusterState,
+    NamespaceRecord,
+    PodRecord,
+    PolicyRecord,
+    encode_body,
+)
 from mamori_operator.status.policy_status import PolicyFacts, build_status
 
 NOW = "2026-01-01T00:00:00Z"
@@ -27,7 +33,7 @@ def csp(**spec: Any) -> PolicyRecord:
 
 def pod(namespace: str, name: str, status: str | None = None) -> PodRecord:
     annotations = {"mamori.io/scan-status": status} if status else {}
-    return PodRecord(namespace, name, "uid", "1", "Pod", name, (), annotations, {})
+    return PodRecord(namespace, name, "uid", "1", "Pod", name, (), annotations, encode_body({}))
 
 
 NAMESPACES = [

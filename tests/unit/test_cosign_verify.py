@@ -17,14 +17,16 @@ from mamori.supplychain.cosign import (
     BUNDLE_V03,
     SIGNATURE_ANNOTATION,
     SIMPLE_SIGNING,
+    load_public_keys,
+    pae,
+    verify_image,
+)
+from mamori.supplychain.verdicts import (
     Form,
     Malformed,
     NotSigned,
     UnknownKey,
     Verified,
-    load_public_keys,
-    pae,
-    verify_image,
 )
 
 IMAGE = "sha256:" + "a" * 64

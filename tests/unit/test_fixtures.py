@@ -16,7 +16,6 @@ fails when the committed output is stale.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import subprocess
 import sys
@@ -104,7 +103,7 @@ def settings_for(rule_id: str, level: Level) -> RuleSettings:
     policy = parse_policy(
         {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": "fixtures"}, "spec": spec}
     )
-    return dataclasses.replace(policy.rules, pod_security=level)
+    return policy.rules._replace(pod_security=level)
 
 
 def violations(pod: PodContext, settings: RuleSettings) -> dict[str, list[Finding]]:
@@ -162,12 +161,13 @@ def test_fixture_says_what_it_shows(fixture: Fixture) -> None:
 
 
 def test_every_registered_rule_has_pass_and_fail_fixtures() -> None:
-    # A rule that judges scan results cannot fail on a manifest alone (its cases need a scan
-    # lookup): tests/unit/rules/test_image_vulnerabilities.py holds its table instead.
+    # A rule that judges evidence (scan results, registries) cannot fail on a manifest alone:
+    # its table lives in tests/unit/rules/ (test_image_vulnerabilities.py,
+    # test_image_signatures.py) instead.
     missing = [
         f"{rule.id}/{outcome}"
         for rule in RULES
-        if not rule.needs_scans
+        if not rule.needs_evidence
         for outcome in ("pass", "fail")
         if not list((FIXTURES / rule.id / outcome).glob("*.yaml"))
     ]

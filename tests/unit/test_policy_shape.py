@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from mamori.policy import PolicyError, parse, parse_policy
-from mamori.policy.fieldtypes import MISSING, Boolean, Field, Section, Text
+from mamori.policy.fieldtypes import MISSING, Boolean, Field, ListOf, Section, Text
 from mamori.policy.image_scan import parse_image_scan
 from mamori.policy.network import parse_network_policy
 from mamori.policy.shape import IMAGE_SCAN, NETWORK_POLICY, SPEC
@@ -179,5 +179,10 @@ def test_only_a_boolean_can_be_a_switch() -> None:
 
 
 def test_every_declared_section_has_its_parser() -> None:
-    declared = {f.name for f in SPEC.fields if isinstance(f.type, Section)}
+    declared = {
+        f.name
+        for f in SPEC.fields
+        if isinstance(f.type, Section)
+        or (isinstance(f.type, ListOf) and isinstance(f.type.item, Section))
+    }
     assert set(parse.section_parsers()) == declared

@@ -35,7 +35,7 @@ def test_absent_or_null_section_gates_nothing_and_plans_no_scan_rule() -> None:
     for spec in ({}, {"vulnerabilities": None}):
         policy = parse_policy({**document(None), "spec": spec})
         assert policy.rules.vulnerabilities is None
-        assert policy.plan.scan_checks == ()
+        assert policy.plan.evidence_checks == ()
         assert "image-vulnerabilities" not in {rule.id for rule in policy.plan.rules}
 
 
@@ -47,7 +47,7 @@ def test_empty_section_has_the_declared_defaults_and_plans_the_rule() -> None:
         max_scan_age=None,
         exceptions=(),
     )
-    assert [rule_id for rule_id, _ in policy.plan.scan_checks] == ["image-vulnerabilities"]
+    assert [rule_id for rule_id, _ in policy.plan.evidence_checks] == ["image-vulnerabilities"]
     assert "image-vulnerabilities" not in {rule_id for rule_id, _ in policy.plan.checks}
 
 

@@ -1,8 +1,19 @@
 """The registry client's pure parts: challenges, the Accept header, status and digest mapping,
-the cache's TTL and bound, and that credentials never show. The network behaviour is proven
-against a real registry in tests/integration/test_registry_resolution.py."""
+the cache's TTL and bound, and that credentials never show; bearer tokens kept per token request
+and credential, counted on a loopback registry and token service. The rest of the network
+behaviour is proven against a real registry in tests/integration/test_registry_resolution.py."""
 
 from __future__ import annotations
+
+import http.server
+import json
+import ssl
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +28,8 @@ from mamori.supplychain.challenges import (
 from mamori.supplychain.digest_cache import CacheStats, DigestCache
 from mamori.supplychain.registry import (
     ACCEPT_MANIFESTS,
+    TOKEN_EXPIRY_MARGIN,
+    TOKEN_MAX_LIFETIME,
     BadDigestHeader,
     Credentials,
     ImageNotFound,
@@ -30,11 +43,13 @@ from mamori.supplychain.registry import (
     content_digest,
     error_for_status,
 )
+from tests.integration.registry_support import write_loopback_certificate
 
 IMAGE = "registry.example/team/app:1.0"
 SHA256 = "sha256:" + "0123456789abcdef" * 4
 SHA512 = "sha512:" + "0123456789abcdef" * 8
 SECRET_USER, SECRET_PASSWORD = "robot$deployer", "pa55-w0rd-never-shown"
+ROBOT = Credentials("robot", "s3cret")
 
 
 def _challenge(scheme: str, **params: str) -> tuple[str, dict[str, str]]:
@@ -304,8 +319,254 @@ def test_a_digest_reference_is_answered_without_asking_the_registry() -> None:
         pytest.param({"max_response_bytes": 10}, id="tiny-response-bound"),
         pytest.param({"cache_ttl": -1.0}, id="negative-ttl"),
         pytest.param({"cache_max_entries": -1}, id="negative-bound"),
+        pytest.param({"token_cache_max_entries": -1}, id="negative-token-bound"),
     ],
 )
 def test_config_refuses_nonsense(settings: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         RegistryClientConfig(**settings)  # type: ignore[arg-type]
+
+
+# --- bearer tokens kept, counted on a loopback registry and token service -------------------
+
+TOKEN_DEADLINE = 1.0
+TOKEN_MARGIN = TOKEN_EXPIRY_MARGIN + TOKEN_DEADLINE
+OTHER = Credentials("someone-else", "another-pa55")
+UNSET = object()
+
+
+class BearerRegistryHandler(http.server.BaseHTTPRequestHandler):
+    """HEAD of a manifest wants a token the service issued; GET /token issues tok-1, tok-2…"""
+
+    protocol_version = "HTTP/1.1"
+    server: BearerRegistry
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def do_HEAD(self) -> None:
+        registry = self.server
+        authorization = self.headers.get("Authorization")
+        with registry.lock:
+            registry.heads.append((self.path, authorization))
+            accepted = authorization in registry.valid and not registry.refuse_all
+        if accepted:
+            self.send_response(200)
+            self.send_header("Docker-Content-Digest", SHA256)
+        else:
+            realm = f"https://127.0.0.1:{registry.server_port}/token"
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", f'Bearer realm="{realm}",service="fake"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        registry = self.server
+        with registry.lock:
+            registry.token_requests.append((self.path, self.headers.get("Authorization")))
+            token = f"tok-{len(registry.token_requests)}"
+            registry.valid.add(f"Bearer {token}")
+        document: object = {"token": token}
+        if registry.expires_in is not UNSET:
+            document = {"token": token, "expires_in": registry.expires_in}
+        if registry.document is not UNSET:
+            document = registry.document
+        body = json.dumps(document).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class BearerRegistry(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        super().__init__(("127.0.0.1", 0), BearerRegistryHandler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.socket = context.wrap_socket(self.socket, server_side=True)
+        self.lock = threading.Lock()
+        self.heads: list[tuple[str, str | None]] = []
+        self.token_requests: list[tuple[str, str | None]] = []
+        self.valid: set[str] = set()
+        self.refuse_all = False
+        self.expires_in: object = UNSET
+        self.document: object = UNSET
+
+    def image(self, repository: str = "team/app", tag: str = "v1") -> str:
+        return f"127.0.0.1:{self.server_port}/{repository}:{tag}"
+
+
+class OffsetClock:
+    """Monotonic time that a test moves forward (each call's deadline stays real)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+
+@dataclass
+class BearerSetup:
+    server: BearerRegistry
+    clock: OffsetClock
+    context: ssl.SSLContext
+
+    def client(self, *, token_cache_max_entries: int = 256) -> RegistryClient:
+        # cache_ttl=0: every resolve asks the registry, so only the token cache can save a call
+        config = RegistryClientConfig(
+            ssl_context=self.context,
+            deadline=TOKEN_DEADLINE,
+            cache_ttl=0,
+            token_cache_max_entries=token_cache_max_entries,
+        )
+        return RegistryClient(config, clock=self.clock)
+
+
+@pytest.fixture
+def bearer(tmp_path: Path) -> Iterator[BearerSetup]:
+    cert, key = write_loopback_certificate(tmp_path)
+    server = BearerRegistry(cert, key)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield BearerSetup(server, OffsetClock(), ssl.create_default_context(cafile=str(cert)))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_token_is_asked_for_once_and_then_sent_at_once(bearer: BearerSetup) -> None:
+    client = bearer.client()
+    for tag in ("v1", "v2", "v1"):
+        assert client.resolve(bearer.server.image(tag=tag), credentials=ROBOT).digest == SHA256
+    assert len(bearer.server.token_requests) == 1
+    assert bearer.server.heads == [
+        ("/v2/team/app/manifests/v1", None),
+        ("/v2/team/app/manifests/v1", "Bearer tok-1"),
+        ("/v2/team/app/manifests/v2", "Bearer tok-1"),
+        ("/v2/team/app/manifests/v1", "Bearer tok-1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "later", "asked_again"),
+    [
+        pytest.param(UNSET, 60 - TOKEN_MARGIN - 0.5, False, id="absent-is-60s-kept"),
+        pytest.param(UNSET, 60 - TOKEN_MARGIN, True, id="absent-is-60s-renewed-before-expiry"),
+        pytest.param(300, 300 - TOKEN_MARGIN - 0.5, False, id="300s-kept"),
+        pytest.param(300, 300 - TOKEN_MARGIN, True, id="300s-renewed-before-expiry"),
+        pytest.param(10**9, TOKEN_MAX_LIFETIME - TOKEN_MARGIN, True, id="at-most-an-hour"),
+        pytest.param(3, 0, True, id="shorter-than-the-margin-not-kept"),
+        pytest.param(0, 0, True, id="zero-not-kept"),
+        pytest.param(-5, 0, True, id="negative-not-kept"),
+        pytest.param("300", 0, True, id="a-string-not-kept"),
+        pytest.param(True, 0, True, id="a-boolean-not-kept"),
+    ],
+)
+def test_a_token_is_kept_as_long_as_expires_in_says_less_a_margin(
+    bearer: BearerSetup, expires_in: object, later: float, asked_again: bool
+) -> None:
+    bearer.server.expires_in = expires_in
+    client = bearer.client()
+    client.resolve(bearer.server.image(), credentials=ROBOT)
+    bearer.clock.offset = later
+    client.resolve(bearer.server.image(), credentials=ROBOT)
+    assert len(bearer.server.token_requests) == (2 if asked_again else 1)
+
+
+def test_tokens_are_kept_per_repository_and_per_credential(bearer: BearerSetup) -> None:
+    client = bearer.client()
+    asks = [("team/app", ROBOT), ("team/other", ROBOT), ("team/app", OTHER), ("team/app", None)]
+    for _ in range(2):
+        for repository, credentials in asks:
+            client.resolve(bearer.server.image(repository), credentials=credentials)
+    requests = bearer.server.token_requests
+    assert [(scope_of(path), who) for path, who in requests] == [
+        ("repository:team/app:pull", ROBOT.basic_authorization()),
+        ("repository:team/other:pull", ROBOT.basic_authorization()),
+        ("repository:team/app:pull", OTHER.basic_authorization()),
+        ("repository:team/app:pull", None),
+    ]
+    # each repeat went out with the token its own request had fetched
+    assert [auth for _, auth in bearer.server.heads[-4:]] == [
+        "Bearer tok-1",
+        "Bearer tok-2",
+        "Bearer tok-3",
+        "Bearer tok-4",
+    ]
+
+
+def scope_of(path: str) -> str:
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))["scope"]
+
+
+def test_a_kept_token_the_registry_refuses_is_dropped_and_asked_for_once_more(
+    bearer: BearerSetup,
+) -> None:
+    client = bearer.client()
+    client.resolve(bearer.server.image(), credentials=ROBOT)
+    bearer.server.valid.clear()  # the registry revokes tok-1
+    assert client.resolve(bearer.server.image(), credentials=ROBOT).digest == SHA256
+    client.resolve(bearer.server.image(), credentials=ROBOT)
+    assert [auth for _, auth in bearer.server.heads] == [
+        None,
+        "Bearer tok-1",
+        "Bearer tok-1",  # refused
+        "Bearer tok-2",
+        "Bearer tok-2",  # the new one is kept
+    ]
+    assert len(bearer.server.token_requests) == 2
+
+
+def test_a_registry_that_refuses_every_token_is_unauthorized_after_one_retry(
+    bearer: BearerSetup,
+) -> None:
+    client = bearer.client()
+    client.resolve(bearer.server.image(), credentials=ROBOT)
+    bearer.server.refuse_all = True
+    with pytest.raises(Unauthorized, match="team/app:v1"):
+        client.resolve(bearer.server.image(), credentials=ROBOT)
+    assert [auth for _, auth in bearer.server.heads[2:]] == ["Bearer tok-1", "Bearer tok-2"]
+    assert len(bearer.server.token_requests) == 2
+
+
+def test_the_token_cache_keeps_at_most_its_bound(bearer: BearerSetup) -> None:
+    client = bearer.client(token_cache_max_entries=2)
+    for repository in ("team/a", "team/b", "team/c", "team/a"):
+        client.resolve(bearer.server.image(repository), credentials=ROBOT)
+    assert len(bearer.server.token_requests) == 4  # team/a's token was the least recent
+    assert len(client.token_cache) == 2
+
+
+def test_a_zero_token_bound_asks_for_a_token_every_time(bearer: BearerSetup) -> None:
+    client = bearer.client(token_cache_max_entries=0)
+    for _ in range(3):
+        client.resolve(bearer.server.image(), credentials=ROBOT)
+    assert len(bearer.server.token_requests) == 3
+
+
+def test_the_token_cache_holds_no_credentials(bearer: BearerSetup) -> None:
+    secret = Credentials(SECRET_USER, SECRET_PASSWORD)
+    client = bearer.client()
+    client.resolve(bearer.server.image(), credentials=secret)
+    text = repr(client.token_cache.keys())
+    assert len(client.token_cache) == 1
+    for leak in (SECRET_USER, SECRET_PASSWORD, secret.basic_authorization().split()[1]):
+        assert leak not in text
+
+
+@pytest.mark.parametrize(
+    "document",
+    [pytest.param([], id="a-list"), pytest.param("tok", id="a-string"), pytest.param(None)],
+)
+def test_a_token_response_that_is_not_an_object_is_a_protocol_error(
+    bearer: BearerSetup, document: object
+) -> None:
+    bearer.server.document = document
+    with pytest.raises(RegistryProtocolError, match="not a JSON object"):
+        bearer.client().resolve(bearer.server.image(), credentials=ROBOT)

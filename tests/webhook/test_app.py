@@ -366,9 +366,10 @@ def test_policies_not_loaded_is_503_so_failure_policy_applies() -> None:
     assert error_of(response, 503) == "policies are not loaded yet"
 
 
-@dataclass(frozen=True, slots=True)
 class BrokenPolicy(Policy):
     """A policy whose namespace check crashes: stands in for a bug inside the engine."""
+
+    __slots__ = ()
 
     def selects(self, namespace: str | None, labels: Mapping[str, str] | None = None) -> bool:
         raise RuntimeError("bug")

@@ -95,3 +95,43 @@ def test_settings_from_environment_are_validated(files: dict[str, Path]) -> None
 def test_without_policy_file_a_cluster_must_be_reachable(files: dict[str, Path]) -> None:
     stderr = refused(webhook(*tls(files), env={"KUBECONFIG": "/nonexistent/kubeconfig"}))
     assert "no policy source: pass --policy FILE" in stderr
+
+
+REGISTRY_REFUSALS = [
+    # (what, extra args, files to write: name → text, what stderr says)
+    ("budget of zero", ["--registry-budget", "0"], {},
+     "--registry-budget (MAMORI_REGISTRY_BUDGET) must be greater than 0"),
+    ("negative timeout", ["--registry-timeout", "-1"], {},
+     "--registry-timeout='-1': expected a non-negative number"),
+    ("no such CA file", ["--registry-ca-file", "/nonexistent/ca.pem"], {},
+     "--registry-ca-file (MAMORI_REGISTRY_CA_FILE)=/nonexistent/ca.pem: no such file"),
+    ("CA file that is no certificate", ["--registry-ca-file", "{dir}/ca.pem"],
+     {"ca.pem": "not a certificate\n"}, "registry access cannot be set up: SSLError"),
+    ("credentials that are not JSON", ["--registry-credentials", "{dir}/config.json"],
+     {"config.json": '{"auths": {"registry.example": {"auth": "c2VjcmV0'},
+     "registry credentials file"),
+    ("credentials with a bad auth", ["--registry-credentials", "{dir}/config.json"],
+     {"config.json": '{"auths": {"registry.example": {"auth": "bm90LWEtcGFpcg=="}}}'},
+     "registry.example"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("what", "extra", "written", "says"),
+    REGISTRY_REFUSALS,
+    ids=[case[0] for case in REGISTRY_REFUSALS],
+)
+def test_registry_settings_that_cannot_work_stop_the_start(
+    files: dict[str, Path],
+    tmp_path: Path,
+    what: str,
+    extra: list[str],
+    written: dict[str, str],
+    says: str,
+) -> None:
+    for name, text in written.items():
+        (tmp_path / name).write_text(text)
+    args = [arg.replace("{dir}", str(tmp_path)) for arg in extra]
+    stderr = refused(webhook(*tls(files), "--policy", str(files["good.yaml"]), *args))
+    assert says in stderr
+    assert "c2VjcmV0" not in stderr and "not-a-pair" not in stderr  # never the secret

@@ -18,15 +18,17 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from mamori.engine import evaluate
 from mamori.findings import Decision
 from mamori.logs import log_context
+from mamori.supplychain.lookup import RegistryLookup
 from mamori_webhook.metrics import AdmissionMetrics
 from mamori_webhook.policy_source import PolicySet, PolicySource
+from mamori_webhook.pull_secrets import image_pull_secret_names
 from mamori_webhook.reserved_annotations import guard
 from mamori_webhook.review import (
     AdmissionRequest,
@@ -119,6 +121,14 @@ def _typed(request: AdmissionRequest, obj: Mapping[str, Any]) -> Mapping[str, An
     return {**obj, "apiVersion": request.kind.api_version, "kind": request.kind.kind}
 
 
+class RegistryForReview(Protocol):
+    """A registry lookup for one review: a pod in ``namespace`` naming these pull Secrets."""
+
+    def __call__(
+        self, *, namespace: str | None, pull_secret_names: Sequence[str]
+    ) -> RegistryLookup: ...
+
+
 class Admission:
     """Decode, judge, encode and count one review; the HTTP layer only moves bytes."""
 
@@ -129,11 +139,13 @@ class Admission:
         metrics: AdmissionMetrics,
         trusted_annotation_writers: Collection[str] = (),
         on_answer: Callable[[AdmissionRequest, Verdict], None] | None = None,
+        registry: RegistryForReview | None = None,
     ) -> None:
         self._source = policy_source
         self._metrics = metrics
         self._trusted_writers = frozenset(trusted_annotation_writers)
         self._on_answer = on_answer  # Kubernetes Events: queued, never waited for
+        self._registry = registry  # a lookup per review, while some policy asks registries
 
     def review(self, body: bytes) -> Verdict:
         """Answer one AdmissionReview body; raises BadReview (HTTP 400) or NotReady (503)."""
@@ -184,12 +196,19 @@ class Admission:
         labels = None
         if policy_set.selects_by_label and request.namespace:
             labels = self._source.namespace_labels(request.namespace)
+        registry = None
+        if policy_set.asks_registry and self._registry is not None:
+            registry = self._registry(
+                namespace=request.namespace,
+                pull_secret_names=image_pull_secret_names(resource_of(request)),
+            )
         decision = evaluate(
             resource_of(request),
             policy_set.policies,
             namespace=request.namespace,
             namespace_labels=labels,
             scans=policy_set.scans,
+            registry=registry,
         )
         if decision is None:
             return Verdict(build_response(request, None), skipped=Skip.NOT_A_WORKLOAD)

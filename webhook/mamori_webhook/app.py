@@ -17,11 +17,14 @@ from typing import Any, Protocol
 import orjson
 from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from mamori_webhook.admission import Admission, NotReady
 from mamori_webhook.event_sink import EventSink
+from mamori_webhook.http1 import DIRECT_ROUTES, DirectAnswer, DirectRoute, RequestHead, header
 from mamori_webhook.metrics import AdmissionMetrics
 from mamori_webhook.policy_source import PolicySource
+from mamori_webhook.registry_access import RegistryAccess, build_registry_access
 from mamori_webhook.review import BadReview, shorten
 from mamori_webhook.settings import WebhookSettings
 
@@ -45,8 +48,12 @@ def create_app(
     metrics: AdmissionMetrics,
     certificates: CertificateStatus | None = None,
     events: EventSink | None = None,
+    registry: RegistryAccess | None = None,
 ) -> Flask:
-    """Build the app; the caller owns ``policy_source`` and ``events`` (starts and stops them)."""
+    """Build the app; the caller owns ``policy_source`` and ``events`` (starts and stops them).
+
+    ``registry``: how reviews reach registries; built from ``settings`` when not given.
+    """
     if events is not None:
         events.count_outcomes(lambda outcome: metrics.event_posts.labels(outcome=outcome).inc())
     app = Flask("mamori_webhook")
@@ -56,10 +63,17 @@ def create_app(
         metrics=metrics,
         trusted_annotation_writers=settings.trusted_annotation_writers,
         on_answer=None if events is None else events.report,
+        registry=(registry or build_registry_access(settings)).for_request,
     )
     app.register_blueprint(
         admission_blueprint(admission, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     )
+    # The server front answers the hot route without Flask; the blueprint above still answers
+    # it wherever there is no front (the test client), and takes every request the direct
+    # route declines (a wrong Content-Type, an oversized body).
+    app.extensions[DIRECT_ROUTES] = {
+        ("POST", "/validate"): direct_validate(admission, metrics=metrics)
+    }
     app.register_blueprint(
         health_blueprint(policy_source=policy_source, certificates=certificates, metrics=metrics)
     )
@@ -75,8 +89,63 @@ def json_response(payload: Any, status: int = 200) -> Response:
 def error_response(
     metrics: AdmissionMetrics, reason: str, message: str, status: int = 400
 ) -> Response:
-    metrics.errors.labels(reason=reason).inc()
-    return json_response({"error": message}, status)
+    return Response(error_body(metrics, reason, message), status=status, mimetype=JSON_TYPE)
+
+
+def error_body(metrics: AdmissionMetrics, reason: str, message: str) -> bytes:
+    """Count a request that got no verdict; its ``{"error": message}`` body."""
+    metrics.count_error(reason)
+    return orjson.dumps({"error": message})
+
+
+def answer_review(
+    admission: Admission, metrics: AdmissionMetrics, body: bytes, *, remote_addr: str
+) -> tuple[int, bytes]:
+    """The status and JSON body for a review body: what ``POST /validate`` answers once the
+    Content-Type and size are known to be right, by Flask or by the direct route alike."""
+    try:
+        verdict = admission.review(body)
+    except BadReview as error:
+        # One short line, never a traceback: anyone who can reach the Service can send these.
+        LOG.warning(
+            "refused a malformed AdmissionReview from %s: %s",
+            remote_addr or "-",
+            shorten(error.reason, LOG_REASON_MAX_CHARS),
+        )
+        return 400, error_body(metrics, "malformed-review", error.reason)
+    except NotReady as error:
+        return 503, error_body(metrics, "not-ready", str(error))
+    return 200, orjson.dumps(verdict.response)
+
+
+def unexpected_body(metrics: AdmissionMetrics, error: Exception, method: str, path: str) -> bytes:
+    """Log an exception no handler expected; the 400 body that answers it."""
+    LOG.exception("unexpected error serving %s %s", method, path)
+    return error_body(metrics, "unexpected", f"unexpected error: {type(error).__name__}")
+
+
+# Werkzeug's status lines ("400 BAD REQUEST"), so both ways of answering send the same bytes.
+STATUS_LINES = {code: f"{code} {HTTP_STATUS_CODES[code].upper()}" for code in (200, 400, 503)}
+
+
+def direct_validate(admission: Admission, *, metrics: AdmissionMetrics) -> DirectRoute:
+    """``POST /validate`` without Flask: the same answers, status lines, metrics and logs.
+
+    It takes only what the API server sends (a JSON body within the size limit, which the
+    front has already enforced) and declines the rest, which the blueprint then answers.
+    """
+
+    def validate(head: RequestHead, body: bytes, remote_addr: str) -> DirectAnswer | None:
+        content_type = header(head, "content-type")
+        if content_type.partition(";")[0].strip().lower() != JSON_TYPE:  # as request.mimetype
+            return None
+        try:
+            status, payload = answer_review(admission, metrics, body, remote_addr=remote_addr)
+        except Exception as error:
+            status, payload = 400, unexpected_body(metrics, error, head.method, "/validate")
+        return STATUS_LINES[status], payload
+
+    return validate
 
 
 def admission_blueprint(
@@ -102,19 +171,10 @@ def admission_blueprint(
             if not discard_body(DRAIN_FACTOR * max_body_bytes):
                 response.headers["Connection"] = "close"
             return response
-        try:
-            verdict = admission.review(body)
-        except BadReview as error:
-            # One short line, never a traceback: anyone who can reach the Service can send these.
-            LOG.warning(
-                "refused a malformed AdmissionReview from %s: %s",
-                request.remote_addr or "-",
-                shorten(error.reason, LOG_REASON_MAX_CHARS),
-            )
-            return error_response(metrics, "malformed-review", error.reason)
-        except NotReady as error:
-            return error_response(metrics, "not-ready", str(error), status=503)
-        return json_response(verdict.response)
+        status, payload = answer_review(
+            admission, metrics, body, remote_addr=request.remote_addr or ""
+        )
+        return Response(payload, status=status, mimetype=JSON_TYPE)
 
     return blueprint
 
@@ -183,8 +243,8 @@ def register_error_handlers(app: Flask, metrics: AdmissionMetrics) -> None:
         return json_response({"error": error.description or error.name}, error.code or 400)
 
     def unexpected(error: Exception) -> Response:
-        LOG.exception("unexpected error serving %s %s", request.method, request.path)
-        return error_response(metrics, "unexpected", f"unexpected error: {type(error).__name__}")
+        body = unexpected_body(metrics, error, request.method, request.path)
+        return Response(body, status=400, mimetype=JSON_TYPE)
 
     handlers: dict[type[Exception], Callable[[Any], Response]] = {
         HTTPException: http_error,

@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import socket
+import ssl
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         certificates.load()
         factory = policy_source_factory(settings, os.environ)
+        check_registry_access(settings)
     except CertificateError as error:
         return usage_error(f"--tls-cert/--tls-key: {error}")
     except StartupError as error:
@@ -95,6 +97,18 @@ def policy_source_factory(
         return ClusterPolicySource(kubernetes.client.ApiClient(configuration))
 
     return cluster_source
+
+
+def check_registry_access(settings: WebhookSettings) -> None:
+    """Build the registry access once now, so a bad CA or credentials file stops the start."""
+    from mamori.supplychain.credentials import CredentialsError
+    from mamori_webhook.registry_access import build_registry_access
+
+    try:
+        build_registry_access(settings)
+    except (OSError, ssl.SSLError, CredentialsError) as error:
+        detail = error if isinstance(error, CredentialsError) else type(error).__name__
+        raise StartupError(f"registry access cannot be set up: {detail}") from None
 
 
 def event_sink_factory(

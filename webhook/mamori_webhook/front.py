@@ -27,7 +27,7 @@ import resource
 import signal
 import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -38,11 +38,15 @@ from gunicorn.workers.base import Worker
 from mamori_webhook.http1 import (
     MAX_HEAD_BYTES,
     BadRequest,
+    DirectRoute,
     RequestHead,
     WsgiApp,
     call_app,
+    direct_routes,
     error_response,
+    json_answer,
     parse_head,
+    request_path,
     wsgi_environ,
 )
 
@@ -89,7 +93,14 @@ def listener_context(certificates: CertificateSource) -> ssl.SSLContext:
 
 
 class Front:
-    """One worker's serving state: the app, its request threads, the open connections."""
+    """One worker's serving state: the app, its request threads, the open connections.
+
+    ``routes`` are the app's direct routes (``POST /validate``): a request for one is answered
+    by a plain function in the request thread, without building a WSGI environ and a Flask
+    request and response around it (a third to a half of a review's server CPU, measured in
+    docs/benchmarks.md). A route may decline a request (returns None); that one, and every
+    other request, goes to the WSGI app as before.
+    """
 
     def __init__(
         self,
@@ -98,8 +109,10 @@ class Front:
         limits: Limits,
         threads: int,
         loop: asyncio.AbstractEventLoop,
+        routes: Mapping[tuple[str, str], DirectRoute] | None = None,
     ) -> None:
         self.app = app
+        self.routes = dict(routes or {})
         self.limits = limits
         self.loop = loop
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mamori-request")
@@ -114,16 +127,42 @@ class Front:
         """Run the app on one whole request (in a request thread)."""
         response, keep_alive = call_app(self.app, environ, keep_alive=keep_alive)
         if self.limits.access_log:
-            ACCESS_LOG.info(
-                '%s "%s %s %s" %s %d',
+            self.log_access(
                 environ["REMOTE_ADDR"],
                 environ["REQUEST_METHOD"],
                 environ["PATH_INFO"],
                 environ["SERVER_PROTOCOL"],
-                response[9:12].decode("latin-1"),
-                len(response),
+                response,
             )
         return response, keep_alive
+
+    def respond_direct(
+        self,
+        route: DirectRoute,
+        head: RequestHead,
+        body: bytes,
+        *,
+        server: tuple[str, int],
+        peer: tuple[str, int] | None,
+        keep_alive: bool,
+    ) -> tuple[bytes, bool]:
+        """Answer one whole request by its direct route (in a request thread); a request the
+        route declines goes to the app."""
+        remote = peer[0] if peer else ""
+        answer = route(head, body, remote)
+        if answer is None:
+            environ = wsgi_environ(head, body, server=server, peer=peer)
+            return self.respond(environ, keep_alive=keep_alive)
+        status, payload = answer
+        response = json_answer(status, payload, keep_alive=keep_alive)
+        if self.limits.access_log:
+            self.log_access(remote, head.method, request_path(head), head.version, response)
+        return response, keep_alive
+
+    @staticmethod
+    def log_access(remote: str, method: str, path: str, version: str, response: bytes) -> None:
+        status = response[9:12].decode("latin-1")
+        ACCESS_LOG.info('%s "%s %s %s" %s %d', remote, method, path, version, status, len(response))
 
     def make_room(self, newcomer: Connection) -> None:
         """Over ``max_connections``: close the connection that has waited longest for a request
@@ -270,9 +309,22 @@ class Connection(asyncio.Protocol):
         self.busy = True
         if not self.discard:
             self.transport.pause_reading()  # nothing more is read until this one is answered
-        environ = wsgi_environ(head, body, server=self.server, peer=self.peer)
         keep_alive = head.keep_alive and self.front.accepting
-        job = functools.partial(self.front.respond, environ, keep_alive=keep_alive)
+        route = None if self.discard else self.front.routes.get((head.method, request_path(head)))
+        job: Callable[[], tuple[bytes, bool]]
+        if route is not None:
+            job = functools.partial(
+                self.front.respond_direct,
+                route,
+                head,
+                body,
+                server=self.server,
+                peer=self.peer,
+                keep_alive=keep_alive,
+            )
+        else:
+            environ = wsgi_environ(head, body, server=self.server, peer=self.peer)
+            job = functools.partial(self.front.respond, environ, keep_alive=keep_alive)
         future = self.front.loop.run_in_executor(self.front.pool, job)
         future.add_done_callback(self.answered)
 
@@ -416,6 +468,7 @@ class FrontWorker(Worker):  # type: ignore[misc]
             ),
             threads=settings.threads,
             loop=self.loop,
+            routes=direct_routes(self.wsgi),
         )
         context = listener_context(self.app.certificates)
         servers = [

@@ -29,6 +29,12 @@ TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+# Where an app lists its direct routes (in ``app.extensions``), and what one is: the request's
+# head, its whole body and the client's address in; a status line ("200 OK") and a JSON body
+# out, or None to leave the request to the WSGI app.
+DIRECT_ROUTES = "mamori.direct_routes"
+DirectAnswer = tuple[str, bytes]
+DirectRoute = Callable[["RequestHead", bytes, str], DirectAnswer | None]
 
 
 class BadRequest(Exception):
@@ -174,6 +180,36 @@ def call_app(app: WsgiApp, environ: dict[str, Any], *, keep_alive: bool) -> tupl
         lines.append(f"{name}: {value}")
     head = response_head(lines, length=len(body), keep_alive=keep_alive)
     return head + body, keep_alive
+
+
+def direct_routes(app: object) -> dict[tuple[str, str], DirectRoute]:
+    """The (method, path) routes ``app`` answers without WSGI (none for most apps)."""
+    extensions = getattr(app, "extensions", None)
+    routes = extensions.get(DIRECT_ROUTES) if isinstance(extensions, dict) else None
+    return dict(routes) if routes else {}
+
+
+def request_path(head: RequestHead) -> str:
+    """The path a direct route is looked up by: the target without its query (the API server
+    sends ``/validate?timeout=10s``). Anything unusual (escapes, an absolute-form target) stays
+    as it is, matches no route, and goes to the WSGI app."""
+    return head.target.partition("?")[0]
+
+
+def header(head: RequestHead, name: str) -> str:
+    """The last value of header ``name`` (lower-case), as the WSGI environ would carry it."""
+    found = ""
+    for field, value in head.headers:
+        if field == name:
+            found = value
+    return found
+
+
+def json_answer(status: str, body: bytes, *, keep_alive: bool) -> bytes:
+    """A direct route's answer as bytes: the head Flask's JSON ``Response`` gets from
+    :func:`call_app`, byte for byte."""
+    lines = [f"HTTP/1.1 {status}", "Content-Type: application/json"]
+    return response_head(lines, length=len(body), keep_alive=keep_alive) + body
 
 
 def error_response(status: int, reason: str, *, keep_alive: bool = False) -> bytes:

@@ -145,8 +145,9 @@ class AdmissionMetrics:
         )
         # Known label values start at zero, so rate() sees the first one (in multiprocess mode
         # a series exists only once a worker has touched it).
-        for reason in ERROR_REASONS:
-            self.errors.labels(reason=reason)
+        self._error_children = {
+            reason: self.errors.labels(reason=reason) for reason in ERROR_REASONS
+        }
         for outcome in EVENT_OUTCOMES:
             self.event_posts.labels(outcome=outcome)
         if self.registry is not None and self.certificate_expiry is not None:
@@ -162,6 +163,13 @@ class AdmissionMetrics:
         if child is None:
             child = self.requests.labels(decision=decision, kind=kind, operation=operation)
             self._request_children[key] = child
+        child.inc()
+
+    def count_error(self, reason: str) -> None:
+        """Count a request that got no verdict (``reason`` is one of ERROR_REASONS)."""
+        child = self._error_children.get(reason)
+        if child is None:
+            child = self.errors.labels(reason=reason)
         child.inc()
 
     def exposition(self) -> tuple[bytes, str]:

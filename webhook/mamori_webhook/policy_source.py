@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mamori.engine import uses_scans
+from mamori.engine import uses_registry, uses_scans
 from mamori.logs import log_context
 from mamori.policy import (
     API_GROUP,
@@ -48,10 +48,13 @@ class PolicySet:
     revision: int = 0
     scans: ScanLookup | None = None
     selects_by_label: bool = field(init=False)
+    asks_registry: bool = field(init=False)
+    """Some policy judges signatures or resolves tags: reviews then get a registry lookup."""
 
     def __post_init__(self) -> None:
         selective = any(p.namespace_selector.requirements for p in self.policies)
         object.__setattr__(self, "selects_by_label", selective)
+        object.__setattr__(self, "asks_registry", uses_registry(self.policies))
 
 
 class PolicySource(Protocol):

@@ -84,6 +84,47 @@ class WebhookSettings:
         "(repeats counted, rate-limited per object; needs create and patch on events) to the "
         "cluster found as for watching (even with --policy); off when there is none",
     )
+    registry_timeout: float = setting(
+        1.5,
+        help="seconds one registry request may take (resolving a tag, reading a signature), "
+        "connection, TLS and every read included",
+    )
+    registry_budget: float = setting(
+        2.0,
+        help="seconds all registry requests of one admission review may take together; keep "
+        "it well inside the webhook configuration's timeoutSeconds",
+    )
+    registry_ca_file: Path | None = setting(
+        None,
+        help="PEM CA certificates trusted for registries besides the system's (a registry with "
+        "a private CA)",
+        metavar="FILE",
+    )
+    registry_credentials: Path | None = setting(
+        None,
+        help="registry credentials in the form of a kubernetes.io/dockerconfigjson Secret's "
+        ".dockerconfigjson (a mounted Secret); re-read when the file changes",
+        metavar="FILE",
+    )
+    ecr_credentials: bool = setting(
+        False,
+        help="get Amazon ECR registry tokens with ecr:GetAuthorizationToken (the pod's IAM role) "
+        "for images on private ECR hosts",
+    )
+    ecr_endpoint: str | None = setting(
+        None, help="ECR API endpoint URL (a VPC endpoint); default: the region's", metavar="URL"
+    )
+    pod_pull_secrets: bool = setting(
+        False,
+        help="ask registries with the credentials of the pod's imagePullSecrets first, as the "
+        "kubelet does (read from the cluster found as for watching, kept 30 s; needs get on "
+        "secrets in the pods' namespaces)",
+    )
+    registry_cache_ttl: float = setting(
+        30.0,
+        help="seconds a tag's digest is reused before the registry is asked again (how late a "
+        "moved tag is seen)",
+    )
     access_log: bool = setting(False, help="log every HTTP request (one JSON line each)")
     log_format: str = setting("json", help="log format: json or text", metavar="FORMAT")
     verbose: bool = setting(False, help="log debug messages")
@@ -92,7 +133,7 @@ class WebhookSettings:
         for name in ("tls_cert", "tls_key"):
             if not getattr(self, name).is_file():
                 raise SettingsError(f"{named(name)}={getattr(self, name)}: no such file")
-        for name in ("policy", "kubeconfig"):
+        for name in ("policy", "kubeconfig", "registry_ca_file", "registry_credentials"):
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise SettingsError(f"{named(name)}={path}: no such file")
@@ -106,6 +147,11 @@ class WebhookSettings:
             )
         if self.client_timeout <= 0:
             raise SettingsError(f"{named('client_timeout')} must be greater than 0")
+        for name in ("registry_timeout", "registry_budget"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{named(name)} must be greater than 0")
+        if self.registry_cache_ttl < 0:
+            raise SettingsError(f"{named('registry_cache_ttl')} must not be negative")
         if self.log_format not in LOG_FORMATS:
             raise SettingsError(f"{named('log_format')}={self.log_format!r}: expected json or text")
 

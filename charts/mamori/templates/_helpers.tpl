@@ -214,3 +214,67 @@ of both objects are compared as sets; "=" cannot occur in a key, so a pair names
 {{- define "mamori.containerSecurityContext" -}}
 {{- toYaml .Values.containerSecurityContext }}
 {{- end }}
+
+{{/*
+Registry access shared by the webhook (admission) and the operator (background audit): the same
+timeouts, CA bundle and credentials Secret (webhook.registry), mounted read-only as directories,
+not subPaths, so that the kubelet updates a rotated Secret and both re-read it.
+*/}}
+{{- define "mamori.registry.env" -}}
+{{- $registry := .Values.webhook.registry -}}
+- name: MAMORI_REGISTRY_TIMEOUT
+  value: {{ $registry.timeout | quote }}
+- name: MAMORI_REGISTRY_BUDGET
+  value: {{ $registry.budget | quote }}
+{{- if $registry.caBundle.name }}
+- name: MAMORI_REGISTRY_CA_FILE
+  value: /etc/mamori/registry-ca/ca.crt
+{{- end }}
+{{- if $registry.credentialsSecret }}
+- name: MAMORI_REGISTRY_CREDENTIALS
+  value: /etc/mamori/registry-credentials/config.json
+{{- end }}
+{{- end }}
+
+{{- define "mamori.registry.volumeMounts" -}}
+{{- $registry := .Values.webhook.registry -}}
+{{- if $registry.caBundle.name }}
+- name: registry-ca
+  mountPath: /etc/mamori/registry-ca
+  readOnly: true
+{{- end }}
+{{- if $registry.credentialsSecret }}
+- name: registry-credentials
+  mountPath: /etc/mamori/registry-credentials
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "mamori.registry.volumes" -}}
+{{- $registry := .Values.webhook.registry -}}
+{{- with $registry.caBundle }}
+{{- if .name }}
+- name: registry-ca
+  {{- if eq .kind "Secret" }}
+  secret:
+    secretName: {{ .name }}
+  {{- else }}
+  configMap:
+    name: {{ .name }}
+  {{- end }}
+    defaultMode: 0444
+    items:
+      - key: {{ .key }}
+        path: ca.crt
+{{- end }}
+{{- end }}
+{{- with $registry.credentialsSecret }}
+- name: registry-credentials
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0440
+    items:
+      - key: .dockerconfigjson
+        path: config.json
+{{- end }}
+{{- end }}

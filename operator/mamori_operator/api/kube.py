@@ -124,18 +124,82 @@ class Kube:
         self, path: str, *, resource: str, label_selector: str | None = None
     ) -> Iterator[dict[str, Any]]:
         """Every item of a collection, page by page (bounded memory for large clusters)."""
+        for items, _version in self.list_pages(
+            path, resource=resource, label_selector=label_selector
+        ):
+            yield from items
+
+    def list_pages(
+        self, path: str, *, resource: str, label_selector: str | None = None, limit: int = 500
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """A collection page by page, each with the list's resourceVersion (the last page's is
+        where a watch of the whole list starts)."""
         token = ""
         while True:
-            query = [("limit", "500")]
+            query = [("limit", str(limit))]
             if label_selector:
                 query.append(("labelSelector", label_selector))
             if token:
                 query.append(("continue", token))
             page = self.request("GET", path, resource=resource, query=query)
-            yield from page.get("items") or []
-            token = (page.get("metadata") or {}).get("continue") or ""
+            metadata = page.get("metadata") or {}
+            yield page.get("items") or [], str(metadata.get("resourceVersion") or "")
+            token = metadata.get("continue") or ""
             if not token:
                 return
+
+    def watch(
+        self,
+        path: str,
+        *,
+        resource_version: str,
+        timeout: float,
+        opened: Callable[[urllib3.BaseHTTPResponse], object] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The events of one watch request from ``resource_version``, decoded one line at a
+        time (the stream is never held whole); ends when the server closes it after
+        ``timeout`` seconds. Not counted as an API call (like kopf's watches). ``opened`` gets
+        the response, so that another thread can shut it down to stop the watch at once."""
+        query = [
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", str(int(timeout))),
+        ]
+        try:
+            response = self.api.call_api(
+                path,
+                "GET",
+                query_params=query,
+                header_params={"Accept": JSON},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=(10, timeout + 10),
+            )
+        except ApiException as error:
+            raise _kube_error(error) from None
+        except (OSError, urllib3.exceptions.HTTPError) as error:
+            if self.on_unreachable is not None:
+                self.on_unreachable()
+            raise KubeError(0, "Unreachable", str(error)) from None
+        if opened is not None:
+            opened(response)
+        try:
+            rest = b""
+            for chunk in response.stream(64 * 1024, decode_content=True):
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+            if rest.strip():
+                yield json.loads(rest)
+        except (OSError, urllib3.exceptions.HTTPError) as error:
+            raise KubeError(0, "Unreachable", str(error)) from None
+        finally:
+            response.close()  # a stream cut short must not go back to the pool half-read
+            response.release_conn()
 
     # -- what the operator does ----------------------------------------------------------------
 

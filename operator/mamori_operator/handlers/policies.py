@@ -7,7 +7,8 @@ complete, so nothing is ever decided on half a picture. Every event handler also
 our own re-list from the API.
 The event handlers then fan real changes out: a changed policy (or namespace labels) can
 change every namespace's NetworkPolicies and every pod's scan settings, so both are
-re-converged; each only writes where something differs.
+re-converged (the pods by the pod feed's workers, each pod once); each only writes where
+something differs.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def policy_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_
         else:
             logger.info("policy %s (generation %s) loaded", record.name, record.generation)
     services.reconciler.reconcile_all()
-    services.scanner.refresh_pods(pod.key for pod in state.all_pods())
+    services.pods.look_again(pod.key for pod in state.all_pods())
 
 
 @kopf.on.event("", "v1", "namespaces")
@@ -94,6 +95,4 @@ def namespace_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, 
         # not done yet: the retry queue owns it, and an event for this version must act again
         services.handled.forget("namespace", name)
     # scan settings follow namespace labels; pods may also have arrived before their namespace
-    services.scanner.refresh_pods(
-        pod.key for pod in services.state.all_pods() if pod.namespace == name
-    )
+    services.pods.look_again(services.state.pods_in(name))

@@ -1,8 +1,10 @@
-"""Pod, ImageScan and VulnerabilityReport events: scan status on pods, kept current.
+"""ImageScan and VulnerabilityReport events: scan status on pods, kept current.
 
-A pod event refreshes that pod only. A new or changed report refreshes only the pods it is
-about: ImageScans by digest, VulnerabilityReports by owning workload and namespace. Reports are
-indexed, so by the time the first pod is looked at, every existing report is known.
+Pod events do not come through kopf: the operator lists and watches pods itself
+(:mod:`~mamori_operator.state.pod_feed`), and a pod event refreshes that pod only. A new or
+changed report refreshes only the pods it is about: ImageScans by digest, VulnerabilityReports
+by owning workload and namespace. Reports are indexed, so by the time the first pod is looked
+at, every existing report is known.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from mamori.policy import API_GROUP
 from mamori_operator.scanning.providers import trivy_operator
 from mamori_operator.scanning.scanner import IMAGESCAN_PLURAL, IMAGESCAN_VERSION
 from mamori_operator.services import Services
-from mamori_operator.state.pods import is_finished, pod_record
 from mamori_operator.state.records import image_scan_record
 
 
-# Index handlers only to hold pods back until every report is listed, and to fill ClusterState
+# Index handlers only to hold pods back until every report is listed (the pod feed waits for
+# ``synced``, which the first event handler call sets), and to fill ClusterState
 # meanwhile; they return None, so kopf's own index stays empty (see policies.py).
 @kopf.index(API_GROUP, IMAGESCAN_VERSION, IMAGESCAN_PLURAL)
 def image_scan_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
@@ -36,23 +38,6 @@ def vulnerability_report_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> No
     if key is not None:
         report = trivy_operator.report_from_object(dict(body), top=services.config.top_findings)
         services.state.set_vulnerability_report(key, report)
-
-
-@kopf.on.event("", "v1", "pods")
-def pod_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    services: Services = memo.services
-    services.handled.synced.set()
-    services.metrics.pod_events.inc()
-    services.handled.observe("pod", str(body.metadata.uid), event.get("type"))
-    namespace, name = str(body.metadata.namespace), str(body.metadata.name)
-    if event.get("type") == "DELETED" or is_finished(body):
-        services.state.remove_pod(namespace, name)
-        return
-    record = pod_record(dict(body))
-    if services.state.is_stale(record.key, record.resource_version):
-        return  # an echo from before our own latest write: nothing to learn
-    services.state.set_pod(record)
-    services.scanner.refresh_pod(record.key)
 
 
 @kopf.on.event(API_GROUP, IMAGESCAN_VERSION, IMAGESCAN_PLURAL)

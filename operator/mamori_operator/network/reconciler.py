@@ -106,21 +106,32 @@ def desired_network_policies(
 def record_from_object(body: Mapping[str, Any]) -> NetworkPolicyRecord:
     metadata = body.get("metadata") or {}
     labels = dict(metadata.get("labels") or {})
+    spec = dict(body.get("spec") or {})
     return NetworkPolicyRecord(
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
         policy_label=labels.get(POLICY_LABEL, ""),
-        spec=dict(body.get("spec") or {}),
+        spec=spec,
         labels=labels,
+        normalized_spec=normalize(spec),
     )
 
 
-def matches(current: NetworkPolicyRecord, manifest: Mapping[str, Any]) -> bool:
-    """True when the object already says what we would apply (labels we set, and the spec)."""
+def matches(
+    current: NetworkPolicyRecord, manifest: Mapping[str, Any], *, wanted_spec: Any = None
+) -> bool:
+    """True when the object already says what we would apply (labels we set, and the spec).
+
+    ``wanted_spec`` is ``normalize(manifest["spec"])`` when the caller has it already (one
+    policy renders the same spec for every namespace)."""
     labels = manifest["metadata"]["labels"]
     if any(current.labels.get(key) != value for key, value in labels.items()):
         return False
-    return bool(normalize(current.spec) == normalize(manifest["spec"]))
+    have = current.normalized_spec
+    if have is None:
+        have = normalize(current.spec)
+    want = wanted_spec if wanted_spec is not None else normalize(manifest["spec"])
+    return bool(have == want)
 
 
 def normalize(value: Any) -> Any:
@@ -159,13 +170,14 @@ def count_network_policies(
         if policy is None or rendered is None:
             continue
         desired = in_place = 0
+        wanted = normalize(rendered)
         for namespace in namespaces:
             if namespace.terminating or not policy.selects(namespace.name, namespace.labels):
                 continue
             desired += 1
             manifest = build_manifest(record, namespace=namespace.name, spec=rendered)
             current = actual.get((namespace.name, manifest["metadata"]["name"]))
-            if current is not None and matches(current, manifest):
+            if current is not None and matches(current, manifest, wanted_spec=wanted):
                 in_place += 1
         counts[record.name] = NetworkPolicyCount(desired=desired, in_place=in_place)
     return counts

@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 IMAGESCAN_PLURAL = "imagescans"
 IMAGESCAN_VERSION = VERSION
 ANSWER_PRIORITY = (Outcome.PENDING, Outcome.ERROR, Outcome.UNSCANNED)
+POD_LOCK_STRIPES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +98,19 @@ class PodScanner:
         self.cached_providers = cached_providers
         self.cache = cache
         self.health = health
+        # one pod is refreshed by one thread at a time (the pod feed, a policy change and the
+        # resync may all reach it): the second sees the first's patch and writes nothing
+        self._pod_locks = tuple(threading.Lock() for _ in range(POD_LOCK_STRIPES))
         metrics.show_scan_statuses(self.scan_status_counts)
 
     # -- pods ----------------------------------------------------------------------------------
 
     def refresh_pod(self, key: tuple[str, str]) -> bool:
         """Bring one pod's annotations up to date; True when it was patched."""
+        with self._pod_locks[hash(key) % POD_LOCK_STRIPES]:
+            return self._refresh_pod(key)
+
+    def _refresh_pod(self, key: tuple[str, str]) -> bool:
         pod = self.state.pod(key)
         if pod is None:
             return False

@@ -12,8 +12,10 @@ operations, never an API call.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -61,14 +63,20 @@ class NetworkPolicyRecord:
     policy_label: str
     spec: Mapping[str, Any]
     labels: Mapping[str, str]
+    normalized_spec: Any = field(default=None, compare=False, repr=False)
+    """``spec`` as compared with what mamori would apply (computed once, when the object is
+    read: the status pass compares every namespace's object on every refresh)."""
 
 
 @dataclass(frozen=True, slots=True)
 class PodRecord:
     """A pod reduced to what audit and scanning need.
 
-    ``body`` keeps apiVersion, kind, metadata and spec so that the audit can re-judge the pod
-    when a policy changes, without a GET.
+    ``encoded_body`` keeps apiVersion, kind, metadata and spec as compressed compact JSON, so
+    that the audit can re-judge the pod when a policy changes, without a GET. Pods are the one
+    kind the operator keeps by the tens of thousands: so kept, a pod's spec takes about a
+    twentieth of what its dicts would, and it is decoded (:attr:`body`) only when the pod is
+    judged again.
     """
 
     namespace: str
@@ -79,11 +87,23 @@ class PodRecord:
     owner_name: str
     images: tuple[ImageRef, ...]
     annotations: Mapping[str, str]
-    body: Mapping[str, Any]
+    encoded_body: bytes
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """apiVersion, kind, metadata and spec, decoded afresh (the caller's to keep)."""
+        decoded: dict[str, Any] = json.loads(zlib.decompress(self.encoded_body))
+        return decoded
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """What a :class:`PodRecord` keeps of a pod's body: compact JSON, compressed (the fastest
+    level: pod specs repeat their keys, a third of the JSON's size for microseconds)."""
+    return zlib.compress(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +193,8 @@ class ListedObjects:
     policies: Sequence[PolicyRecord]
     namespaces: Sequence[NamespaceRecord]
     network_policies: Sequence[NetworkPolicyRecord]
-    pods: Sequence[PodRecord]
+    pods: Sequence[PodRecord] | None
+    """None: pods were not listed here (the pod feed lists them itself, page by page)."""
     image_scans: Mapping[str, ImageScanRecord]
 
 
@@ -205,6 +226,7 @@ class ClusterState:
     network_policies: dict[tuple[str, str], NetworkPolicyRecord] = field(default_factory=dict)
     pods: dict[tuple[str, str], PodRecord] = field(default_factory=dict)
     pods_by_digest: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    pods_by_namespace: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     image_scans: dict[str, ImageScanRecord] = field(default_factory=dict)
     vulnerability_reports: dict[tuple[str, str, str, str], ScanReport] = field(default_factory=dict)
     policies_version: int = 0
@@ -241,12 +263,12 @@ class ClusterState:
                 touched,
                 "networkpolicy",
             )
-            pods = _replace(self.pods, {p.key: p for p in listed.pods}, touched, "pod")
-            self.pods_by_digest = {}
-            for pod in self.pods.values():
-                for image in pod.images:
-                    if image.digest:
-                        self.pods_by_digest.setdefault(image.digest, set()).add(pod.key)
+            pods: set[Any] = set()
+            if listed.pods is not None:
+                pods = _replace(self.pods, {p.key: p for p in listed.pods}, touched, "pod")
+                self.pods_by_digest, self.pods_by_namespace = {}, {}
+                for pod in self.pods.values():
+                    self._index(pod)
             scans = _replace(self.image_scans, dict(listed.image_scans), touched, "imagescan")
             if namespaces:
                 self.policies_version += 1  # audits depend on namespace labels too
@@ -394,10 +416,29 @@ class ClusterState:
             if old is not None:
                 self._unindex(old)
             self.pods[record.key] = record
-            for image in record.images:
-                if image.digest:
-                    self.pods_by_digest.setdefault(image.digest, set()).add(record.key)
+            self._index(record)
             return old
+
+    def offer_listed_pod(self, record: PodRecord) -> bool:
+        """Store a pod as a list read it, unless the view already holds this version or a
+        newer one (our own patch landed after the list was read); True when stored."""
+        with self.lock:
+            known = self.pods.get(record.key)
+            if known is not None:
+                if known == record or _not_older(known.resource_version, record.resource_version):
+                    return False
+                self._unindex(known)
+            self.pods[record.key] = record
+            self._index(record)
+            return True
+
+    def drop_pods_except(self, listed: set[tuple[str, str]]) -> list[tuple[str, str]]:
+        """After a pod list: forget pods it did not have (deleted while nobody watched)."""
+        with self.lock:
+            gone = [key for key in self.pods if key not in listed]
+            for key in gone:
+                self._unindex(self.pods.pop(key))
+            return gone
 
     def remove_pod(self, namespace: str, name: str) -> PodRecord | None:
         with self.lock:
@@ -431,7 +472,7 @@ class ClusterState:
                 owner_name=old.owner_name,
                 images=old.images,
                 annotations=merged,
-                body=old.body,
+                encoded_body=old.encoded_body,
             )
 
     def is_stale(self, key: tuple[str, str], resource_version: str) -> bool:
@@ -458,19 +499,36 @@ class ClusterState:
         with self.lock:
             return sorted(self.pods_by_digest.get(digest, ()))
 
+    def pods_in(self, namespace: str) -> list[tuple[str, str]]:
+        with self.lock:
+            return sorted(self.pods_by_namespace.get(namespace, ()))
+
     def pods_owned_by(self, namespace: str, kind: str, name: str) -> list[tuple[str, str]]:
         with self.lock:
             return sorted(
                 key
-                for key, pod in self.pods.items()
-                if pod.namespace == namespace and pod.owner_kind == kind and pod.owner_name == name
+                for key in self.pods_by_namespace.get(namespace, ())
+                if self.pods[key].owner_kind == kind and self.pods[key].owner_name == name
             )
 
     def digests_in_use(self) -> list[str]:
         with self.lock:
             return sorted(d for d, keys in self.pods_by_digest.items() if keys)
 
+    def _index(self, record: PodRecord) -> None:
+        """Index a pod by digest and namespace: a new scan report or a namespace change looks
+        at its own pods, never walks every pod of the cluster."""
+        self.pods_by_namespace.setdefault(record.namespace, set()).add(record.key)
+        for image in record.images:
+            if image.digest:
+                self.pods_by_digest.setdefault(image.digest, set()).add(record.key)
+
     def _unindex(self, record: PodRecord) -> None:
+        in_namespace = self.pods_by_namespace.get(record.namespace)
+        if in_namespace is not None:
+            in_namespace.discard(record.key)
+            if not in_namespace:
+                del self.pods_by_namespace[record.namespace]
         for image in record.images:
             if image.digest:
                 keys = self.pods_by_digest.get(image.digest)
@@ -522,6 +580,12 @@ class ClusterState:
             p.image_scan for p in self.selecting_policies(namespace) if p.image_scan is not None
         ]
         return merge_image_scans(specs)
+
+
+def _not_older(known: str, listed: str) -> bool:
+    """True when resourceVersion ``known`` is at least ``listed`` (etcd's are integers; other
+    versions cannot be ordered and count as different)."""
+    return known.isdigit() and listed.isdigit() and int(known) >= int(listed)
 
 
 def _replace(

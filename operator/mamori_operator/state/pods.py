@@ -8,13 +8,14 @@ is ignored.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from mamori.images import InvalidReference, parse_reference
 from mamori.podspec import CONTAINER_LISTS
 from mamori_operator.scanning.model import ANNOTATIONS, ImageRef
-from mamori_operator.state.cluster import PodRecord
+from mamori_operator.state.cluster import PodRecord, encode_body
 
 STATUS_LISTS: Mapping[str, str] = {
     "initContainers": "initContainerStatuses",
@@ -25,30 +26,36 @@ FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
 
 
 def pod_record(body: Mapping[str, Any]) -> PodRecord:
+    """What the operator keeps of a pod. Strings that many pods share (namespace, owner, image,
+    container names, digests) are interned: one copy for all the replicas of a workload."""
     metadata = body.get("metadata") or {}
     name = str(metadata.get("name", ""))
     owner_kind, owner_name = owner_of(metadata)
     annotations = metadata.get("annotations") or {}
     return PodRecord(
-        namespace=str(metadata.get("namespace", "")),
+        namespace=sys.intern(str(metadata.get("namespace", ""))),
         name=name,
         uid=str(metadata.get("uid", "")),
         resource_version=str(metadata.get("resourceVersion", "")),
-        owner_kind=owner_kind,
-        owner_name=owner_name,
+        owner_kind=sys.intern(owner_kind),
+        owner_name=sys.intern(owner_name),
         images=pod_images(body),
-        annotations={k: str(annotations[k]) for k in ANNOTATIONS if k in annotations},
-        body={
-            "apiVersion": body.get("apiVersion", "v1"),
-            "kind": body.get("kind", "Pod"),
-            "metadata": {
-                "name": name,
-                "namespace": metadata.get("namespace"),
-                "labels": dict(metadata.get("labels") or {}),
-                "annotations": dict(annotations),
-            },
-            "spec": body.get("spec") or {},
+        annotations={
+            sys.intern(k): sys.intern(str(annotations[k])) for k in ANNOTATIONS if k in annotations
         },
+        encoded_body=encode_body(
+            {
+                "apiVersion": body.get("apiVersion", "v1"),
+                "kind": body.get("kind", "Pod"),
+                "metadata": {
+                    "name": name,
+                    "namespace": metadata.get("namespace"),
+                    "labels": dict(metadata.get("labels") or {}),
+                    "annotations": dict(annotations),
+                },
+                "spec": body.get("spec") or {},
+            }
+        ),
     )
 
 
@@ -76,7 +83,14 @@ def pod_images(body: Mapping[str, Any]) -> tuple[ImageRef, ...]:
             name = str(container.get("name", ""))
             image = str(container.get("image", ""))
             digest = digest_from_image_id(str((reported.get(name) or {}).get("imageID") or ""))
-            images.append(ImageRef(container=name, image=image, digest=digest or pinned(image)))
+            digest = digest or pinned(image)
+            images.append(
+                ImageRef(
+                    container=sys.intern(name),
+                    image=sys.intern(image),
+                    digest=sys.intern(digest) if digest else None,
+                )
+            )
     return tuple(images)
 
 

@@ -6,11 +6,13 @@ type None) but never says which objects vanished in the gap, so a view kept from
 kopf 1.45's own indexes are) keeps them. A DELETED event that never came must not leave a deleted
 NetworkPolicy "in place" or a deleted policy enforced. So, like a controller-runtime informer whose
 Reflector calls ``Replace`` on its store after every list, the operator lists policies, namespaces,
-managed NetworkPolicies, pods and ImageScans itself and replaces its view with the answer
+managed NetworkPolicies and ImageScans itself and replaces its view with the answer
 (:meth:`~mamori_operator.state.cluster.ClusterState.replace_listed`);
 the reconcilers then converge against
 what is really there. The housekeeper runs it when kopf re-listed, after the API server was
-unreachable, and every resync interval.
+unreachable, and every resync interval. Pods are not listed here: they come through the
+operator's own list and watch (:mod:`~mamori_operator.state.pod_feed`), which lists them again
+page by page, replacing the pod view in place, whenever its watch cannot resume.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from mamori_operator.state.cluster import (
     ListedObjects,
     RelistChanges,
 )
-from mamori_operator.state.pods import is_finished, pod_record
 from mamori_operator.state.records import image_scan_record, namespace_record, policy_record
 
 logger = logging.getLogger(__name__)
@@ -59,11 +60,6 @@ class ClusterLister:
                 NETWORK_POLICIES, resource="networkpolicies", label_selector=MANAGED_SELECTOR
             )
         ]
-        pods = [
-            pod_record(body)
-            for body in self.kube.list_all("/api/v1/pods", resource="pods")
-            if not is_finished(body)
-        ]
         scans: dict[str, ImageScanRecord] = {}
         for body in self.kube.list_all(
             cluster_object_path(API_GROUP, IMAGESCAN_VERSION, IMAGESCAN_PLURAL),
@@ -76,7 +72,7 @@ class ClusterLister:
             policies=policies,
             namespaces=namespaces,
             network_policies=network_policies,
-            pods=pods,
+            pods=None,  # the pod feed lists pods itself (state/pod_feed.py)
             image_scans=scans,
         )
 

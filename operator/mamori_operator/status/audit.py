@@ -2,7 +2,10 @@
 
 A pod admitted before a policy existed (or while it was in Audit or Warn mode) may break it; the
 audit finds those. Results are cached per pod and recomputed only when the pod, the policies or
-the namespace labels change, so a status refresh over thousands of pods stays cheap.
+the namespace labels change, so a status refresh over thousands of pods stays cheap. A pod under
+a policy that judges scans or signatures is judged with evidence (:mod:`evidence`: the
+ImageScans the operator holds, registries asked for the digests that run), and its verdict also
+expires with that evidence; the pass runs in the housekeeper's thread, never in a handler.
 
 What is kept is small on purpose: the pods of one workload are usually identical, so their
 verdicts are interned (one shared tuple of violations, one shared workload reference, for all
@@ -21,8 +24,17 @@ from typing import Any
 from mamori.engine import evaluate
 from mamori.findings import Violation
 from mamori.policy import Policy
+from mamori.scans import ScanLookup
+from mamori.supplychain.lookup import RegistryLookup
 from mamori_operator.reports.workloads import WorkloadRef, workload_of
 from mamori_operator.state.cluster import ClusterState, PodRecord
+from mamori_operator.status.evidence import (
+    AuditEvidence,
+    AuditPass,
+    EvidenceStamp,
+    PodEvidence,
+)
+from mamori_operator.status.running_images import RunningDigests
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +62,8 @@ class PodAudit:
     namespace: str
     workload: WorkloadRef
     verdict: Verdict
+    evidence: EvidenceStamp | None = None
+    """Set when the verdict rests on scans or registry answers (it then expires with them)."""
 
 
 def judge_pod(
@@ -58,9 +72,18 @@ def judge_pod(
     *,
     namespace: str,
     namespace_labels: Mapping[str, str],
+    scans: ScanLookup | None = None,
+    registry: RegistryLookup | None = None,
 ) -> Violations:
     """Every violation of the pod (advisory findings are hints, not violations)."""
-    decision = evaluate(body, policies, namespace=namespace, namespace_labels=namespace_labels)
+    decision = evaluate(
+        body,
+        policies,
+        namespace=namespace,
+        namespace_labels=namespace_labels,
+        scans=scans,
+        registry=registry,
+    )
     return () if decision is None else decision.violations
 
 
@@ -114,8 +137,10 @@ class _Interner:
 
 
 class Auditor:
-    def __init__(self, state: ClusterState) -> None:
+    def __init__(self, state: ClusterState, *, evidence: AuditEvidence | None = None) -> None:
         self.state = state
+        self.evidence = evidence
+        """Where scans and registry answers come from; None: rules that need them find nothing."""
         self._results: dict[PodKey, PodAudit] = {}
         self._workloads: WorkloadFindings = {}
         self.revision = 0
@@ -144,22 +169,38 @@ class Auditor:
         interner = _Interner()
         with self._lock:
             previous = self._results
-        changed = len(pods) != len(previous)
+        changed = False
+        deferred = 0
+        evidence = self.evidence.begin_pass(policies) if self.evidence is not None else None
         for pod in pods:
             namespace_labels = labels.get(pod.namespace, {})
             stamp = (pod.resource_version, version, tuple(sorted(namespace_labels.items())))
             cached = previous.get(pod.key)
-            if cached is not None and cached.stamp == stamp:
+            if cached is not None and _still_holds(cached, stamp, evidence):
                 fresh[pod.key] = interner.keep(cached)
+                continue
+            pod_evidence = None
+            if evidence is not None and evidence.needs(pod.namespace, namespace_labels):
+                pod_evidence = evidence.for_pod(RunningDigests.of(pod.images))
+            violations = self._judge(pod, policies, namespace_labels, pod_evidence)
+            if pod_evidence is not None and pod_evidence.deferred:
+                # the pass ran out of time for registries: the last verdict stands until then
+                deferred += 1
+                if cached is not None:
+                    fresh[pod.key] = interner.keep(cached)
                 continue
             audit = PodAudit(
                 stamp=stamp,
                 namespace=pod.namespace,
                 workload=interner.workload(pod.namespace, workload_of(pod)),
-                verdict=interner.verdict(self._judge(pod, policies, namespace_labels)),
+                verdict=interner.verdict(violations),
+                evidence=pod_evidence.stamp() if pod_evidence is not None else None,
             )
             fresh[pod.key] = audit
             changed = changed or cached is None or _differs(cached, audit)
+        changed = changed or len(fresh) != len(previous)  # a pod went (every key is a pod's)
+        if deferred:
+            logger.info("%d pods wait for registry answers until the next audit pass", deferred)
         workloads = _by_workload(fresh.values()) if changed else None
         with self._lock:
             self._results = fresh
@@ -169,15 +210,32 @@ class Auditor:
         return fresh
 
     def _judge(
-        self, pod: PodRecord, policies: list[Policy], namespace_labels: Mapping[str, str]
+        self,
+        pod: PodRecord,
+        policies: list[Policy],
+        namespace_labels: Mapping[str, str],
+        evidence: PodEvidence | None,
     ) -> Violations:
         try:
             return judge_pod(
-                pod.body, policies, namespace=pod.namespace, namespace_labels=namespace_labels
+                pod.body,
+                policies,
+                namespace=pod.namespace,
+                namespace_labels=namespace_labels,
+                scans=evidence,
+                registry=evidence,
             )
         except Exception:  # a rule crashing on one odd pod must not stop the audit
             logger.exception("audit of pod %s/%s failed", pod.namespace, pod.name)
             return ()
+
+
+def _still_holds(cached: PodAudit, stamp: AuditStamp, evidence: AuditPass | None) -> bool:
+    """True when nothing the cached verdict rests on changed: the pod, the policies, the
+    namespace labels and, for a verdict judged with evidence, that evidence."""
+    if cached.stamp != stamp:
+        return False
+    return cached.evidence is None or (evidence is not None and evidence.holds(cached.evidence))
 
 
 def _differs(old: PodAudit, new: PodAudit) -> bool:

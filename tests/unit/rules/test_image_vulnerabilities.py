@@ -354,3 +354,52 @@ def test_an_unreadable_scan_source_counts_as_unscanned_with_its_reason(
     assert "its scan cannot be looked up (listing ImageScans failed: 403 Forbidden)" in (
         finding.message
     )
+
+
+def resolving_policy(resolve: bool) -> Policy:
+    return parse_policy(
+        {
+            "apiVersion": "mamori.io/v1alpha1",
+            "kind": "ClusterSecurityPolicy",
+            "metadata": {"name": "gate"},
+            "spec": {
+                "podSecurity": "privileged",
+                "resolveImageTags": resolve,
+                "vulnerabilities": {"unscanned": "Deny"},
+            },
+        }
+    )
+
+
+RESOLVED_CASES = [
+    # (id, resolveImageTags, image, denied, message part)
+    ("tag-of-vulnerable-digest", True, "registry.example/acme/api:1.0", True,
+     f"image 'registry.example/acme/api:1.0' ({VULNERABLE}, what its tag points to now) has "
+     "1 finding"),
+    ("tag-of-clean-digest", True, "registry.example/acme/api:clean", False, ""),
+    ("tag-not-resolvable", True, "registry.example/acme/api:down", True,
+     "its tag could not be resolved to a digest (the registry is unreachable or failing"),
+    ("without-the-switch-a-tag-is-unscanned", False, "registry.example/acme/api:1.0", True,
+     "is not pinned by digest"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "resolve", "image", "denied", "says"),
+    RESOLVED_CASES,
+    ids=[c[0] for c in RESOLVED_CASES],
+)
+def test_resolve_image_tags_judges_the_digest_a_tag_points_to(
+    case: str, resolve: bool, image: str, denied: bool, says: str
+) -> None:
+    from tests.unit.rules.test_image_signatures import RegistryTable
+
+    registry = RegistryTable(
+        {"registry.example/acme/api:1.0": VULNERABLE, "registry.example/acme/api:clean": CLEAN},
+        {},
+    )
+    decision = evaluate(pod(image), [resolving_policy(resolve)], scans=TABLE, registry=registry)
+    assert decision is not None
+    assert decision.allowed is not denied
+    assert all(says in v.message for v in decision.violations)
+    assert registry.asked == ([f"tag {image}"] if resolve else [])

@@ -1,0 +1,79 @@
+"""image-signatures: an image that a policy says must be signed runs only with a valid signature.
+
+Spec: for each init, regular and ephemeral container image matched by an entry of the policy's
+``spec.imageSignatures``, the digest that will run (the reference's own, or the digest its tag
+points to now, asked from the registry) must carry a signature that the entry accepts: a cosign
+signature by one of its keys, or a Notation signature by a certificate under its roots. Every
+entry that matches the image must be met. The message names the image, the digest judged and
+the reason (not signed, signed by an unknown key, expired certificate, registry unreachable…),
+the reason first, so that it survives the API server's cut of long warnings.
+
+Images that do not parse are left to ``image-reference``. Without registry access (``mamori
+check`` by default) the rule is not run: it cannot know, and does not guess.
+"""
+
+from __future__ import annotations
+
+from mamori.findings import Finding
+from mamori.podspec import PodContext
+from mamori.rules.registry import ImageEvidence, Level, Needs, RuleSettings, evidence_rule
+
+RULE_ID = "image-signatures"
+HOW_TO_FIX = (
+    "sign the digest with a key or certificate the policy trusts (cosign sign --key, or notation "
+    "sign), or deploy a digest that is signed"
+)
+
+
+def requires_signatures(settings: RuleSettings) -> bool:
+    """The rule is on only when the policy lists ``imageSignatures``."""
+    return bool(settings.signatures)
+
+
+@evidence_rule(
+    rule_id=RULE_ID,
+    level=Level.IMAGE,
+    summary="images the policy names are signed by a key or certificate it trusts",
+    applies=requires_signatures,
+    needs=frozenset({Needs.REGISTRY}),
+)
+def check_image_signatures(
+    pod: PodContext, settings: RuleSettings, evidence: ImageEvidence
+) -> list[Finding]:
+    registry = evidence.registry
+    findings: list[Finding] = []
+    if registry is None:
+        return findings
+    for container, image, reference in pod.parsed_images():
+        requirements = [r for r in settings.signatures if r.covers(reference)]
+        if not requirements:
+            continue
+        subject = f'container "{container.name}" image {image!r}'
+        answer = registry.digest(reference)
+        if answer.digest is None:
+            findings.append(
+                Finding(
+                    field=container.field("image"),
+                    container=container.name,
+                    message=f"{subject}: its signature cannot be checked, because its tag could "
+                    f"not be resolved to a digest ({answer.problem}); the webhook must reach the "
+                    f"registry with credentials it accepts (the pod's imagePullSecrets, the "
+                    f"configured credentials or ECR), also for an image pinned by digest",
+                )
+            )
+            continue
+        judged = f"{answer.digest}, {answer.note}" if answer.note else answer.digest
+        for requirement in requirements:
+            verdict = registry.signature(reference, answer.digest, requirement)
+            if verdict.verified:
+                continue
+            findings.append(
+                Finding(
+                    field=container.field("image"),
+                    container=container.name,
+                    message=f"{subject}: {verdict.detail} (spec.{requirement.name} requires a "
+                    f"signature of digest {judged}; it accepts {requirement.accepted}); "
+                    f"{HOW_TO_FIX}",
+                )
+            )
+    return findings

@@ -1,0 +1,128 @@
+"""The webhook's way to registries: one client and its caches per worker, credentials per image.
+
+Built from :class:`~mamori_webhook.settings.WebhookSettings` when a worker starts, used only
+while some policy asks registries (``spec.imageSignatures``, ``resolveImageTags``): a cluster
+without such a policy never opens a connection to a registry from the webhook.
+
+Credentials, in the order the kubelet tries them: the pod's imagePullSecrets
+(``--pod-pull-secrets``: :mod:`mamori_webhook.pull_secrets`, read only when a registry call needs
+them), then the configured file (a mounted ``kubernetes.io/dockerconfigjson`` Secret, re-read
+when it changes, so a rotated Secret needs no restart), then Amazon ECR tokens
+(``--ecr-credentials``). A file that cannot be read or parsed
+leaves the previous credentials in force and is logged, never echoed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from mamori.images import ImageReference
+from mamori.supplychain.configured import CredentialsFile, registry_tls_context
+from mamori.supplychain.credentials import (
+    CredentialSource,
+    TokenProvider,
+)
+from mamori.supplychain.live import EvidenceConfig, RegistryEvidence
+from mamori.supplychain.lookup import RegistryLookup
+from mamori.supplychain.registry import Credentials, RegistryClient, RegistryClientConfig
+from mamori_webhook.pull_secrets import (
+    KubeSecretFetch,
+    NotedLookup,
+    PullSecretStore,
+    PullSecretsUnavailable,
+)
+from mamori_webhook.settings import WebhookSettings
+
+LOG = logging.getLogger("mamori_webhook.registry")
+
+
+class RegistryAccess:
+    """Per worker: a :class:`RegistryEvidence` and where each image's credentials come from."""
+
+    def __init__(
+        self,
+        evidence: RegistryEvidence,
+        *,
+        credentials_file: CredentialsFile | None = None,
+        token_provider: TokenProvider | None = None,
+        pull_secrets: PullSecretStore | None = None,
+    ) -> None:
+        self.evidence = evidence
+        self._file = credentials_file
+        self._token_provider = token_provider
+        self._pull_secrets = pull_secrets  # None: the pods' imagePullSecrets are not read
+
+    def for_request(
+        self, *, namespace: str | None = None, pull_secret_names: Sequence[str] = ()
+    ) -> RegistryLookup:
+        """The lookup one admission review uses (its own budget), for a pod in ``namespace``
+        naming ``pull_secret_names``; the Secrets are read when an image first needs them."""
+        keyring = self._file.current() if self._file is not None else None
+        source = CredentialSource(configured=keyring, token_provider=self._token_provider)
+        if self._pull_secrets is None or not namespace or not pull_secret_names:
+
+            def credentials_for(reference: ImageReference) -> Credentials | None:
+                return source.credentials_for(reference)
+
+            return self.evidence.for_request(credentials_for)
+        pod_secrets = self._pull_secrets.for_pod(namespace, pull_secret_names)
+        lookup = self.evidence.for_request(
+            lambda reference: pod_secrets.credentials_for(source, reference)
+        )
+        return NotedLookup(lookup, pod_secrets)
+
+
+def build_registry_access(settings: WebhookSettings, *, api_client: Any = None) -> RegistryAccess:
+    """Everything from the settings; raises OSError or CredentialsError for a bad file.
+
+    ``api_client`` reads the pods' imagePullSecrets (``--pod-pull-secrets``); without it one is
+    built for the cluster found as for watching, or :class:`PullSecretsUnavailable` raised.
+    """
+    context = registry_tls_context(settings.registry_ca_file)
+    client = RegistryClient(
+        RegistryClientConfig(
+            deadline=settings.registry_timeout,
+            ssl_context=context,
+            cache_ttl=settings.registry_cache_ttl,
+        )
+    )
+    credentials_file = None
+    if settings.registry_credentials is not None:
+        credentials_file = CredentialsFile(settings.registry_credentials)
+        credentials_file.load()
+    token_provider = None
+    if settings.ecr_credentials:
+        from mamori_webhook.ecr_credentials import EcrCredentialsConfig, EcrTokenProvider
+
+        token_provider = EcrTokenProvider(EcrCredentialsConfig(endpoint_url=settings.ecr_endpoint))
+    pull_secrets = None
+    if settings.pod_pull_secrets:
+        fetch = KubeSecretFetch(
+            api_client or cluster_api_client(settings), timeout=settings.registry_timeout
+        )
+        pull_secrets = PullSecretStore(fetch)
+    return RegistryAccess(
+        RegistryEvidence(client, EvidenceConfig(budget=settings.registry_budget)),
+        credentials_file=credentials_file,
+        token_provider=token_provider,
+        pull_secrets=pull_secrets,
+    )
+
+
+def cluster_api_client(settings: WebhookSettings) -> Any:
+    """An ApiClient for the cluster the policies are watched in, that does not retry: one
+    Secret GET must fit in the review's registry budget."""
+    import kubernetes.client
+
+    from mamori.kubeconfig import load_client_configuration
+
+    try:
+        configuration = load_client_configuration(settings.kubeconfig)
+    except Exception as error:
+        raise PullSecretsUnavailable(
+            f"--pod-pull-secrets: no cluster to read imagePullSecrets from ({error})"
+        ) from None
+    configuration.retries = False
+    return kubernetes.client.ApiClient(configuration)
