@@ -44,10 +44,15 @@ def check_image_signatures(
     findings: list[Finding] = []
     if registry is None:
         return findings
+    from mamori.supplychain.lookup import ask_ahead  # loaded with registry access only
+
+    covered = []
     for container, image, reference in pod.parsed_images():
-        requirements = [r for r in settings.signatures if r.covers(reference)]
-        if not requirements:
-            continue
+        requirements = tuple(r for r in settings.signatures if r.covers(reference))
+        if requirements:
+            covered.append((container, image, reference, requirements))
+    ask_ahead(registry, [(reference, requirements) for _, _, reference, requirements in covered])
+    for container, image, reference, requirements in covered:
         subject = f'container "{container.name}" image {image!r}'
         answer = registry.digest(reference)
         if answer.digest is None:

@@ -14,8 +14,10 @@ answers too, with the reason in words, and are never cached: the next request as
 from __future__ import annotations
 
 import datetime
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from mamori.images import ImageReference
@@ -45,12 +47,16 @@ class EvidenceConfig:
     verified_ttl: float = 300.0
     refused_ttl: float = 30.0
     max_entries: int = 4096
+    concurrency: int = 4
+    """Images of one review asked about at once (threads shared by the process's reviews)."""
 
     def __post_init__(self) -> None:
         if not self.budget > 0:
             raise ValueError(f"budget must be positive seconds, got {self.budget!r}")
         if min(self.verified_ttl, self.refused_ttl, self.max_entries) < 0:
             raise ValueError("cache lifetimes and size must not be negative")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
 
 
 def no_credentials(reference: ImageReference) -> Credentials | None:
@@ -78,6 +84,18 @@ class RegistryEvidence:
         self._refused: DigestCache[SignatureAnswer] = DigestCache(
             ttl=self.config.refused_ttl, max_entries=self.config.max_entries, clock=clock
         )
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+
+    def executor(self) -> ThreadPoolExecutor:
+        """The threads that ask registries ahead of a review's rules, made on first use (in a
+        gunicorn worker: after the fork)."""
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.config.concurrency, thread_name_prefix="mamori-registry"
+                )
+            return self._executor
 
     def for_request(self, credentials_for: CredentialsFor = no_credentials) -> RequestLookup:
         """A lookup for one admission request, with its own budget and credentials."""
@@ -101,14 +119,81 @@ class RegistryEvidence:
 
 
 class RequestLookup:
-    """A :class:`~mamori.supplychain.lookup.RegistryLookup` for one request (one thread)."""
+    """A :class:`~mamori.supplychain.lookup.RegistryLookup` for one request: its rule asks in
+    turn; :meth:`prefetch` may ask ahead on the process's registry threads."""
 
     def __init__(self, evidence: RegistryEvidence, credentials_for: CredentialsFor, until: float):
         self._evidence = evidence
         self._credentials_for = credentials_for
         self._until = until
         self._digests: dict[ImageReference, DigestAnswer] = {}
+        self._signatures: dict[str, SignatureAnswer] = {}  # this review's answers, failures too
         self.calls = 0  # registry round trips started for this request (cache misses)
+
+    def prefetch(
+        self, questions: Sequence[tuple[ImageReference, Sequence[SignatureRequirement]]]
+    ) -> None:
+        """Ask about several images at once, ahead of the rule's own questions (which then
+        find the answers kept): a pod's images are judged in the time of the slowest, not of
+        all of them together. Waits at most for what is left of the budget; answers not in by
+        then are asked again, in turn, by the rule, and then say the budget is used up."""
+        pending = [(ref, reqs) for ref, reqs in questions if not self._answered(ref, reqs)]
+        if len(pending) < 2:
+            return  # nothing to gain from threads
+        executor = self._evidence.executor()
+        futures = [executor.submit(self._answer, ref, reqs) for ref, reqs in pending]
+        wait(futures, timeout=max(self._left(), 0.0))
+
+    def _answered(
+        self, reference: ImageReference, requirements: Sequence[SignatureRequirement]
+    ) -> bool:
+        """Whether every answer about the image is known without asking (cached answers are
+        kept for the rule's own pass, so it finds them at once)."""
+        digest = reference.digest
+        if digest is None:
+            known = self._digests.get(reference) or self._cached_digest(reference)
+            if known is None:
+                return False
+            if known.digest is None:
+                return True  # the tag's failure is the answer
+            digest = known.digest
+        for requirement in requirements:
+            key = self._signature_key(reference, digest, requirement)
+            if key in self._signatures:
+                continue
+            cached = self._evidence.cached_signature(key)
+            if cached is None:
+                return False
+            self._signatures[key] = cached
+        return True
+
+    def _cached_digest(self, reference: ImageReference) -> DigestAnswer | None:
+        """The tag's digest from the client's cache, kept for the rule's pass; None: ask."""
+        try:
+            kept = self._evidence.client.cached(
+                reference, credentials=self._credentials_for(reference)
+            )
+        except CredentialsError:
+            return None  # the rule's own question says why
+        if kept is None:
+            return None
+        answer = DigestAnswer(kept.digest, resolved=True, note=TAG_POINTS_TO)
+        self._digests[reference] = answer
+        return answer
+
+    def _answer(
+        self, reference: ImageReference, requirements: Sequence[SignatureRequirement]
+    ) -> None:
+        answer = self.digest(reference)
+        if answer.digest is not None:
+            for requirement in requirements:
+                self.signature(reference, answer.digest, requirement)
+
+    @staticmethod
+    def _signature_key(
+        reference: ImageReference, digest: str, requirement: SignatureRequirement
+    ) -> str:
+        return f"{reference.registry}/{reference.path}@{digest}#{requirement.fingerprint}"
 
     def digest(self, reference: ImageReference) -> DigestAnswer:
         if reference.digest is not None:
@@ -137,7 +222,10 @@ class RequestLookup:
     def signature(
         self, reference: ImageReference, digest: str, requirement: SignatureRequirement
     ) -> SignatureAnswer:
-        key = f"{reference.registry}/{reference.path}@{digest}#{requirement.fingerprint}"
+        key = self._signature_key(reference, digest, requirement)
+        known = self._signatures.get(key)
+        if known is not None:
+            return known
         cached = self._evidence.cached_signature(key)
         if cached is not None:
             return cached
@@ -148,12 +236,14 @@ class RequestLookup:
         try:
             answer = self._verify(reference, digest, requirement)
         except RegistryError as error:
-            return SignatureAnswer(False, f"it could not be checked: {_registry_problem(error)}")
+            answer = SignatureAnswer(False, f"it could not be checked: {_registry_problem(error)}")
         except CredentialsError as error:
-            return SignatureAnswer(
+            answer = SignatureAnswer(
                 False, f"it could not be checked: no registry credentials: {error}"
             )
-        self._evidence.keep_signature(key, answer)
+        else:
+            self._evidence.keep_signature(key, answer)
+        self._signatures[key] = answer  # failures too: this review does not ask twice
         return answer
 
     def _verify(

@@ -8,6 +8,7 @@ registries (:mod:`mamori.supplychain.live`, cached, within a deadline), tests a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
 from mamori.images import ImageReference
@@ -50,3 +51,15 @@ class RegistryLookup(Protocol):
         self, reference: ImageReference, digest: str, requirement: SignatureRequirement
     ) -> SignatureAnswer:
         """Whether ``digest`` (of ``reference``'s repository) is signed as ``requirement`` asks."""
+
+
+Questions = Sequence[tuple[ImageReference, Sequence[SignatureRequirement]]]
+"""Each image of a pod with the signature requirements that cover it."""
+
+
+def ask_ahead(registry: RegistryLookup, questions: Questions) -> None:
+    """Let a lookup that can (``prefetch``) ask about a pod's images at once, before the rule
+    asks in turn; a lookup without it (a table, the operator's) answers as asked."""
+    prefetch = getattr(registry, "prefetch", None)
+    if prefetch is not None and len(questions) > 1:
+        prefetch(questions)

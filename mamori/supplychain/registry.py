@@ -439,6 +439,17 @@ class RegistryClient:
         self.cache.put(key, resolution)
         return resolution
 
+    def cached(
+        self, reference: ImageReference, *, credentials: Credentials | None = None
+    ) -> Resolution | None:
+        """What :meth:`resolve` would answer from its cache, or None (it never asks)."""
+        if reference.digest is not None:
+            return Resolution(reference, reference.digest, None)
+        kept = self.cache.get(self.cache_key(reference, credentials))
+        if kept is None:
+            return None
+        return Resolution(reference, kept.digest, kept.media_type, cached=True)
+
     def _deadline(self, image: str, time_left: float | None) -> Deadline:
         """One call's deadline: the configured one, or less when the caller has less left."""
         seconds = self._config.deadline

@@ -25,8 +25,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from mamori.images import parse_reference
+from mamori.images import RegistryPattern, parse_reference
+from mamori.supplychain.cosign import load_public_keys
 from mamori.supplychain.live import EvidenceConfig, RegistryEvidence
 from mamori.supplychain.registry import (
     Credentials,
@@ -34,6 +37,7 @@ from mamori.supplychain.registry import (
     RegistryClientConfig,
     RegistryProtocolError,
 )
+from mamori.supplychain.requirements import SignatureRequirement
 from tests.integration.registry_support import write_loopback_certificate
 
 pytestmark = pytest.mark.integration
@@ -50,6 +54,8 @@ class Recorder(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.seen.append((self.path, self.headers.get("Authorization")))
+        if self.server.delay:
+            time.sleep(self.server.delay)  # a slow registry: each answer takes this long
         status, headers, body = self.server.answers.get(self.path, (404, {}, b""))
         self.send_response(status)
         for name, value in headers.items():
@@ -71,6 +77,7 @@ class RecordingServer(http.server.ThreadingHTTPServer):
             self.socket = context.wrap_socket(self.socket, server_side=True)
         self.answers: dict[str, tuple[int, dict[str, str], bytes]] = {}
         self.seen: list[tuple[str, str | None]] = []
+        self.delay = 0.0
 
     @property
     def address(self) -> str:
@@ -194,3 +201,42 @@ def test_a_review_of_many_images_on_a_hung_registry_stops_at_its_budget(
     assert "did not answer within the deadline" in answers[0].problem
     assert "used up" in answers[-1].problem or "did not answer" in answers[-1].problem
     assert took < BUDGET + SLACK, f"{took:.2f}s for a {BUDGET}s budget"
+
+
+SLOW = 0.25  # seconds the slow registry takes for every answer
+
+
+def test_a_pods_images_are_asked_about_at_once_not_one_after_another(
+    certificate: tuple[Path, Path],
+) -> None:
+    """Four unsigned images on a registry that takes 0.25 s per answer, three answers each
+    (the .sig tag, the referrers API, the tag-schema index: all 404): in turn that is 3 s; asked
+    at once (the rule's prefetch), about the time of one image."""
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    pem = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    with serving(server_context(certificate)) as registry:
+        registry.delay = SLOW
+        requirement = SignatureRequirement(
+            index=0,
+            images=(RegistryPattern.parse(registry.address),),
+            cosign_keys=load_public_keys([pem]),
+        )
+        evidence = RegistryEvidence(client(certificate), EvidenceConfig(budget=10.0))
+        lookup = evidence.for_request()
+        digests = [f"sha256:{n:064x}" for n in range(4)]
+        references = [
+            parse_reference(f"{registry.address}/team/app{n}@{d}") for n, d in enumerate(digests)
+        ]
+        started = time.monotonic()
+        lookup.prefetch([(reference, (requirement,)) for reference in references])
+        answers = [
+            lookup.signature(reference, digest, requirement)
+            for reference, digest in zip(references, digests, strict=True)
+        ]
+        took = time.monotonic() - started
+        asked = len(registry.seen)
+    assert [answer.detail for answer in answers] == ["no cosign signature found"] * 4
+    assert asked == 12  # each question once: the rule's own pass found every answer kept
+    assert took < 6 * SLOW, f"{took:.2f}s: the images were asked about one after another"

@@ -31,7 +31,13 @@ from mamori.logs import log_context
 from mamori.podspec import as_mapping
 from mamori.supplychain.credentials import CredentialsError, CredentialSource
 from mamori.supplychain.digest_cache import DigestCache
-from mamori.supplychain.lookup import DigestAnswer, RegistryLookup, SignatureAnswer
+from mamori.supplychain.lookup import (
+    DigestAnswer,
+    Questions,
+    RegistryLookup,
+    SignatureAnswer,
+    ask_ahead,
+)
 from mamori.supplychain.registry import Credentials
 from mamori.supplychain.requirements import SignatureRequirement
 from mamori.workloads import WORKLOAD_KINDS, api_group
@@ -224,3 +230,6 @@ class NotedLookup:
         answer = self._lookup.signature(reference, digest, requirement)
         note = "" if answer.verified else self._secrets.note_for(reference)
         return answer._replace(detail=f"{answer.detail}; {note}") if note else answer
+
+    def prefetch(self, questions: Questions) -> None:
+        ask_ahead(self._lookup, questions)
