@@ -79,26 +79,17 @@ def registry_lookups(
         return None
     if not (args.registry_timeout > 0 and args.registry_budget > 0):
         raise ValueError("--registry-timeout and --registry-budget must be positive seconds")
-    from mamori.images import ImageReference
-    from mamori.supplychain.configured import CredentialsFile, registry_tls_context
+    from mamori.supplychain.configured import credentials_file, registry_client
     from mamori.supplychain.credentials import CredentialSource
     from mamori.supplychain.live import EvidenceConfig, RegistryEvidence, RequestLookup
-    from mamori.supplychain.registry import Credentials, RegistryClient, RegistryClientConfig
 
     ca_file = Path(args.registry_ca_file) if args.registry_ca_file else None
-    client = RegistryClient(
-        RegistryClientConfig(
-            deadline=args.registry_timeout, ssl_context=registry_tls_context(ca_file)
-        )
-    )
+    client = registry_client(timeout=args.registry_timeout, ca_file=ca_file)
     evidence = RegistryEvidence(client, EvidenceConfig(budget=args.registry_budget))
-    path = credentials_path(args.registry_credentials, environ)
-    source = CredentialSource(configured=CredentialsFile(path).load() if path else None)
-
-    def credentials_for(reference: ImageReference) -> Credentials | None:
-        return source.credentials_for(reference)
+    file = credentials_file(credentials_path(args.registry_credentials, environ))
+    source = CredentialSource(configured=file.current() if file is not None else None)
 
     def lookup() -> RequestLookup:
-        return evidence.for_request(credentials_for)
+        return evidence.for_request(source.credentials_for)
 
     return lookup

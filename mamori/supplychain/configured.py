@@ -1,11 +1,13 @@
-"""What a deployment gives both processes for registries: a CA file and a credentials file.
+"""What a deployment gives every registry caller: a CA file, a credentials file, timeouts.
 
-The webhook and the operator read the same two files (the chart mounts the same ConfigMap or
-Secret into both), so they read them the same way, here.
+The webhook, the operator and ``mamori check --registry-access`` read the same two files (the
+chart mounts the same ConfigMap or Secret into both processes) and build the same client from
+them, here: :func:`registry_client` and :func:`credentials_file`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import ssl
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mamori.supplychain.credentials import DOCKER_CONFIG_JSON_KEY, CredentialsError, Keyring
+from mamori.supplychain.registry import RegistryClient, RegistryClientConfig
 
 LOG = logging.getLogger("mamori.supplychain")
 
@@ -78,3 +81,25 @@ class CredentialsFile:
             )
         with self._lock:
             return self._keyring
+
+
+def registry_client(
+    *, timeout: float, ca_file: Path | None, cache_ttl: float | None = None
+) -> RegistryClient:
+    """A client trusting the system's CAs and ``ca_file``, ``timeout`` seconds per request
+    (``cache_ttl``: the tag cache's lifetime; None: the client's default). Raises OSError or
+    ssl.SSLError for a CA file that cannot be used."""
+    config = RegistryClientConfig(deadline=timeout, ssl_context=registry_tls_context(ca_file))
+    if cache_ttl is not None:
+        config = dataclasses.replace(config, cache_ttl=cache_ttl)
+    return RegistryClient(config)
+
+
+def credentials_file(path: Path | None) -> CredentialsFile | None:
+    """The credentials file at ``path``, read now (so that a bad one stops the start: OSError
+    or CredentialsError), or None without one."""
+    if path is None:
+        return None
+    file = CredentialsFile(path)
+    file.load()
+    return file

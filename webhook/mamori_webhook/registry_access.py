@@ -18,15 +18,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from mamori.images import ImageReference
-from mamori.supplychain.configured import CredentialsFile, registry_tls_context
+from mamori.supplychain.configured import CredentialsFile, credentials_file, registry_client
 from mamori.supplychain.credentials import (
     CredentialSource,
     TokenProvider,
 )
 from mamori.supplychain.live import EvidenceConfig, RegistryEvidence
 from mamori.supplychain.lookup import RegistryLookup
-from mamori.supplychain.registry import Credentials, RegistryClient, RegistryClientConfig
 from mamori_webhook.pull_secrets import (
     KubeSecretFetch,
     NotedLookup,
@@ -62,11 +60,7 @@ class RegistryAccess:
         keyring = self._file.current() if self._file is not None else None
         source = CredentialSource(configured=keyring, token_provider=self._token_provider)
         if self._pull_secrets is None or not namespace or not pull_secret_names:
-
-            def credentials_for(reference: ImageReference) -> Credentials | None:
-                return source.credentials_for(reference)
-
-            return self.evidence.for_request(credentials_for)
+            return self.evidence.for_request(source.credentials_for)
         pod_secrets = self._pull_secrets.for_pod(namespace, pull_secret_names)
         lookup = self.evidence.for_request(
             lambda reference: pod_secrets.credentials_for(source, reference)
@@ -80,18 +74,11 @@ def build_registry_access(settings: WebhookSettings, *, api_client: Any = None) 
     ``api_client`` reads the pods' imagePullSecrets (``--pod-pull-secrets``); without it one is
     built for the cluster found as for watching, or :class:`PullSecretsUnavailable` raised.
     """
-    context = registry_tls_context(settings.registry_ca_file)
-    client = RegistryClient(
-        RegistryClientConfig(
-            deadline=settings.registry_timeout,
-            ssl_context=context,
-            cache_ttl=settings.registry_cache_ttl,
-        )
+    client = registry_client(
+        timeout=settings.registry_timeout,
+        ca_file=settings.registry_ca_file,
+        cache_ttl=settings.registry_cache_ttl,
     )
-    credentials_file = None
-    if settings.registry_credentials is not None:
-        credentials_file = CredentialsFile(settings.registry_credentials)
-        credentials_file.load()
     token_provider = None
     if settings.ecr_credentials:
         from mamori_webhook.ecr_credentials import EcrCredentialsConfig, EcrTokenProvider
@@ -105,7 +92,7 @@ def build_registry_access(settings: WebhookSettings, *, api_client: Any = None) 
         pull_secrets = PullSecretStore(fetch)
     return RegistryAccess(
         RegistryEvidence(client, EvidenceConfig(budget=settings.registry_budget)),
-        credentials_file=credentials_file,
+        credentials_file=credentials_file(settings.registry_credentials),
         token_provider=token_provider,
         pull_secrets=pull_secrets,
     )

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import logging
 
-from mamori.images import ImageReference
-from mamori.supplychain.configured import CredentialsFile, registry_tls_context
+from mamori.supplychain.configured import credentials_file, registry_client
 from mamori.supplychain.credentials import (
     CredentialSource,
 )
 from mamori.supplychain.live import EvidenceConfig, RegistryEvidence, RequestLookup
-from mamori.supplychain.registry import Credentials, RegistryClient, RegistryClientConfig
 from mamori_operator.config import OperatorConfig
 from mamori_operator.state.cluster import ClusterState
 from mamori_operator.status.evidence import AskerFactory, AuditEvidence, EvidenceTimes
@@ -29,27 +27,16 @@ logger = logging.getLogger(__name__)
 def registry_asker(config: OperatorConfig) -> AskerFactory:
     """How the audit asks registries; raises OSError, ssl.SSLError or CredentialsError for a
     CA or credentials file that cannot be used."""
-    context = registry_tls_context(config.registry_ca_file)
-    client = RegistryClient(
-        RegistryClientConfig(deadline=config.registry_timeout, ssl_context=context)
-    )
+    client = registry_client(timeout=config.registry_timeout, ca_file=config.registry_ca_file)
     # lifetimes 0: AuditEvidence keeps the answers, with the moment each stops counting
     registry = RegistryEvidence(
         client, EvidenceConfig(budget=config.registry_budget, verified_ttl=0, refused_ttl=0)
     )
-    credentials_file = None
-    if config.registry_credentials is not None:
-        credentials_file = CredentialsFile(config.registry_credentials)
-        credentials_file.load()
+    file = credentials_file(config.registry_credentials)
 
     def ask(until: float) -> RequestLookup:
-        keyring = credentials_file.current() if credentials_file is not None else None
-        source = CredentialSource(configured=keyring)
-
-        def credentials_for(reference: ImageReference) -> Credentials | None:
-            return source.credentials_for(reference)
-
-        return RequestLookup(registry, credentials_for, until)
+        source = CredentialSource(configured=file.current() if file is not None else None)
+        return RequestLookup(registry, source.credentials_for, until)
 
     return ask
 
