@@ -501,8 +501,8 @@ class TrustedRegistries:
     patterns: tuple[RegistryPattern, ...]
     listing: str
     """The entries as messages quote them: ``ghcr.io/acme, registry.k8s.io``."""
-    _by_registry: Mapping[str, tuple[str, ...]]
-    _by_suffix: Mapping[str, tuple[str, ...]]
+    _by_registry: Mapping[str, Prefixes | None]
+    _by_suffix: Mapping[str, Prefixes | None]
     _other: tuple[RegistryPattern, ...]
 
     def __init__(self, patterns: tuple[RegistryPattern, ...] = ()) -> None:
@@ -550,25 +550,38 @@ class TrustedRegistries:
         if domain.startswith("["):  # IPv6, compressed for comparison: the entries one by one
             return any(pattern.matches(reference) for pattern in self.patterns)
         registry = domain.lower()  # host[:port], as the keys are written
-        prefixes = self._by_registry.get(registry)
-        if prefixes is not None and (not prefixes or _under_any(reference.path, prefixes)):
-            return True
+        by_registry = self._by_registry
+        if registry in by_registry:
+            prefixes = by_registry[registry]
+            if prefixes is None or _under_any(reference.path, prefixes):
+                return True
         if self._by_suffix:
             _, dot, suffix = registry.partition(".")
-            prefixes = self._by_suffix.get(suffix) if dot else None
-            if prefixes is not None and (not prefixes or _under_any(reference.path, prefixes)):
-                return True
+            if dot and suffix in self._by_suffix:
+                prefixes = self._by_suffix[suffix]
+                if prefixes is None or _under_any(reference.path, prefixes):
+                    return True
         return bool(self._other) and any(pattern.matches(reference) for pattern in self._other)
 
 
-def _prefixes_by_key(lists: dict[str, list[str]]) -> Mapping[str, tuple[str, ...]]:
-    """Path prefixes by key; ``()`` when one entry for the key has none (any path matches)."""
-    return {key: () if "" in values else tuple(values) for key, values in lists.items()}
+class Prefixes(NamedTuple):
+    """Path prefixes of one registry key: the paths themselves, and each with its ``/``."""
+
+    paths: frozenset[str]
+    parents: tuple[str, ...]
 
 
-def _under_any(path: str, prefixes: tuple[str, ...]) -> bool:
+def _prefixes_by_key(lists: dict[str, list[str]]) -> Mapping[str, Prefixes | None]:
+    """Path prefixes by key; None when one entry for the key has none (any path matches)."""
+    return {
+        key: None if "" in values else Prefixes(frozenset(values), tuple(f"{v}/" for v in values))
+        for key, values in lists.items()
+    }
+
+
+def _under_any(path: str, prefixes: Prefixes) -> bool:
     """``path`` is one of ``prefixes`` or under one on a ``/`` boundary."""
-    return any(path == prefix or path.startswith(f"{prefix}/") for prefix in prefixes)
+    return path in prefixes.paths or path.startswith(prefixes.parents)
 
 
 def _parse_pattern(text: str) -> tuple[str, str | None, str]:

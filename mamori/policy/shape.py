@@ -218,14 +218,22 @@ NOTATION_TRUST = Section(
             "trustedCertificates",
             ListOf(PEM_CERTIFICATE, min_items=1, max_items=16),
             "Root CA certificates (PEM; a bundle per entry is fine), Notation's trust store: "
-            "a signing certificate must chain to one of them and be valid now.",
+            "a signing certificate must chain to one of them and be valid now (under the "
+            "signingAuthority scheme AWS Signer uses: when it signed). For AWS Signer, its "
+            "root.",
         ),
         Field(
             "trustedIdentities",
-            ListOf(Text(doc="x509.subject: DN", min_length=1, max_length=1024), max_items=32),
-            "Signing certificate subjects accepted, as in a Notation trust policy "
-            "(`x509.subject: C=US, ST=WA, O=acme`: every listed attribute must match); absent "
-            "or empty: any certificate under the trusted roots.",
+            ListOf(
+                Text(doc="x509.subject: DN, or signing profile ARN", min_length=1, max_length=1024),
+                max_items=32,
+            ),
+            "Signers accepted, as in a Notation trust policy: signing certificate subjects "
+            "(`x509.subject: C=US, ST=WA, O=acme`: every listed attribute must match), or, for "
+            "AWS Signer signatures, signing profile ARNs "
+            "(`arn:aws:signer:REGION:ACCOUNT:/signing-profiles/NAME`, any version; add "
+            "`/VERSION` for one), never both kinds in one entry; absent or empty: any "
+            "certificate under the trusted roots, but not AWS Signer's.",
             default=[],
         ),
     ),
@@ -247,7 +255,7 @@ SIGNATURE_REQUIREMENT = Section(
         Field(
             "notation",
             NOTATION_TRUST,
-            "Accept a Notation signature (JWS or COSE, as AWS Signer makes for ECR) by a "
+            "Accept a Notation signature (JWS or COSE; AWS Signer's for ECR too) by a "
             "certificate under these roots.",
         ),
     ),

@@ -79,7 +79,11 @@ def _notation(section: Mapping[str, Any], *, path: str) -> NotationTrust:
         section, "trustedCertificates", path=path, what="PEM certificates", required=True
     )
     identities = _texts(
-        section, "trustedIdentities", path=path, what="x509.subject identities", required=False
+        section,
+        "trustedIdentities",
+        path=path,
+        what="x509.subject identities or AWS Signer signing profile ARNs",
+        required=False,
     )
     try:
         return load_notation_trust(certificates, identities)

@@ -44,41 +44,49 @@ def check_image_signatures(
     findings: list[Finding] = []
     if registry is None:
         return findings
-    from mamori.supplychain.lookup import ask_ahead  # loaded with registry access only
+    from mamori.supplychain.lookup import answers_for  # loaded with registry access only
 
     covered = []
+    entries = settings.signatures
     for container, image, reference in pod.parsed_images():
-        requirements = tuple(r for r in settings.signatures if r.covers(reference))
+        requirements = tuple([entry for entry in entries if entry.covers(reference)])
         if requirements:
             covered.append((container, image, reference, requirements))
-    ask_ahead(registry, [(reference, requirements) for _, _, reference, requirements in covered])
-    for container, image, reference, requirements in covered:
-        subject = f'container "{container.name}" image {image!r}'
-        answer = registry.digest(reference)
+    if not covered:
+        return findings
+    answers = answers_for(registry, [(item[2], item[3]) for item in covered])
+    for (container, image, _, requirements), found in zip(covered, answers, strict=True):
+        answer, verdicts = found
         if answer.digest is None:
             findings.append(
                 Finding(
                     field=container.field("image"),
                     container=container.name,
-                    message=f"{subject}: its signature cannot be checked, because its tag could "
-                    f"not be resolved to a digest ({answer.problem}); the webhook must reach the "
-                    f"registry with credentials it accepts (the pod's imagePullSecrets, the "
+                    message=f"{_subject(container.name, image)}: its signature cannot be "
+                    f"checked, because its tag could not be resolved to a digest "
+                    f"({answer.problem}); the webhook must reach the registry with credentials "
+                    f"it accepts (the pod's imagePullSecrets, the "
                     f"configured credentials or ECR), also for an image pinned by digest",
                 )
             )
             continue
+        if all(verdict.verified for verdict in verdicts):
+            continue
         judged = f"{answer.digest}, {answer.note}" if answer.note else answer.digest
-        for requirement in requirements:
-            verdict = registry.signature(reference, answer.digest, requirement)
+        for requirement, verdict in zip(requirements, verdicts, strict=True):
             if verdict.verified:
                 continue
             findings.append(
                 Finding(
                     field=container.field("image"),
                     container=container.name,
-                    message=f"{subject}: {verdict.detail} (spec.{requirement.name} requires a "
-                    f"signature of digest {judged}; it accepts {requirement.accepted}); "
-                    f"{HOW_TO_FIX}",
+                    message=f"{_subject(container.name, image)}: {verdict.detail} "
+                    f"(spec.{requirement.name} requires a signature of digest {judged}; "
+                    f"it accepts {requirement.accepted}); {HOW_TO_FIX}",
                 )
             )
     return findings
+
+
+def _subject(container: str, image: str) -> str:
+    return f'container "{container}" image {image!r}'

@@ -74,6 +74,15 @@ class DigestCache(Generic[V]):
                 self._entries.popitem(last=False)
                 self._evictions += 1
 
+    def expires_at(self, key: str) -> float | None:
+        """When ``key``'s answer stops counting (on this cache's clock), None when it is not
+        kept; a peek: no hit or miss is counted and the entry keeps its place."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or self._clock() >= entry.expires:
+            return None
+        return entry.expires
+
     def hits_of(self, key: str) -> int:
         """How often ``key``'s current entry answered (0 when absent)."""
         with self._lock:

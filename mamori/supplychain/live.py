@@ -25,12 +25,23 @@ from mamori.supplychain import cosign
 from mamori.supplychain.artifacts import RepositorySource
 from mamori.supplychain.credentials import CredentialsError
 from mamori.supplychain.digest_cache import CacheStats, DigestCache
-from mamori.supplychain.lookup import TAG_POINTS_TO, DigestAnswer, SignatureAnswer
+from mamori.supplychain.lookup import (
+    TAG_POINTS_TO,
+    DigestAnswer,
+    ImageAnswers,
+    LookupReport,
+    Questions,
+    SignatureAnswer,
+    ask_in_turn,
+)
 from mamori.supplychain.registry import Credentials, RegistryClient, RegistryError
 from mamori.supplychain.requirements import SignatureRequirement
 from mamori.supplychain.verdicts import Malformed, NotSigned, UnknownKey, Untrusted, Verified
 
 CredentialsFor = Callable[[ImageReference], "Credentials | None"]
+AnswersKey = tuple[ImageReference, tuple[str, ...], "Credentials | None"]
+"""An image, the fingerprints of the requirements asked of it, and for a tag whose
+credentials resolved it (a digest is the same for everyone; a tag's answer is not shared)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +97,13 @@ class RegistryEvidence:
         )
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
+        # Whole answers per image (digest and every requirement's verdict), each kept until the
+        # first of its parts would leave its own cache: the same images come back with every
+        # replica and rollout, and one look-up then answers what took a dozen.
+        self._answers: dict[AnswersKey, tuple[float, ImageAnswers]] = {}
+        self._answers_lock = threading.Lock()
+        self.answers_hits = 0
+        self.answers_misses = 0
 
     def executor(self) -> ThreadPoolExecutor:
         """The threads that ask registries ahead of a review's rules, made on first use (in a
@@ -111,6 +129,30 @@ class RegistryEvidence:
     def remaining(self, until: float) -> float:
         return until - self._clock()
 
+    def kept_answers(self, key: AnswersKey) -> ImageAnswers | None:
+        """An image's whole answers while every part of them still counts; None: ask."""
+        kept = self._answers.get(key)
+        if kept is not None:
+            if self._clock() < kept[0]:
+                self.answers_hits += 1
+                return kept[1]
+            with self._answers_lock:
+                self._answers.pop(key, None)
+        self.answers_misses += 1
+        return None
+
+    def keep_answers(self, key: AnswersKey, answers: ImageAnswers, until: float) -> None:
+        if self.config.max_entries == 0:
+            return
+        with self._answers_lock:
+            self._answers[key] = (until, answers)
+            while len(self._answers) > self.config.max_entries:
+                del self._answers[next(iter(self._answers))]  # the oldest kept
+
+    def signature_expires(self, key: str, answer: SignatureAnswer) -> float | None:
+        """When a kept signature answer stops counting; None when it was not kept (a failure)."""
+        return (self._verified if answer.verified else self._refused).expires_at(key)
+
     def cached_signature(self, key: str) -> SignatureAnswer | None:
         return self._verified.get(key) or self._refused.get(key)
 
@@ -129,6 +171,83 @@ class RequestLookup:
         self._digests: dict[ImageReference, DigestAnswer] = {}
         self._signatures: dict[str, SignatureAnswer] = {}  # this review's answers, failures too
         self.calls = 0  # registry round trips started for this request (cache misses)
+        self._kept = self._asked = 0  # images answered whole from the process's answers, or not
+        self._exhausted = False
+        self._waited = 0.0
+        self._timing = False  # inside answer_all, which times its own asking
+
+    def report(self) -> LookupReport:
+        """What this review's lookup did (for the webhook's metrics)."""
+        return LookupReport(self._kept, self._asked, self.calls, self._exhausted, self._waited)
+
+    def answer_all(self, questions: Questions) -> list[ImageAnswers]:
+        """Every image's answers: kept whole ones at once, the rest asked (ahead, together,
+        then in turn) and kept whole when every part of them was cached."""
+        evidence = self._evidence
+        answers: list[ImageAnswers | None] = []
+        missing: list[int] = []
+        keys: list[AnswersKey | None] = []
+        for reference, requirements in questions:
+            key = self._answers_key(reference, requirements)
+            kept = None if key is None else evidence.kept_answers(key)
+            if kept is None:
+                missing.append(len(answers))
+            keys.append(key)
+            answers.append(kept)
+        self._kept += len(questions) - len(missing)
+        if missing:
+            self._asked += len(missing)
+            started = time.perf_counter()
+            self._timing = True
+            try:
+                self.prefetch([questions[i] for i in missing])
+                for i in missing:
+                    reference, requirements = questions[i]
+                    found = ask_in_turn(self, reference, requirements)
+                    answers[i] = found
+                    key = keys[i]
+                    if key is not None:
+                        until = self._kept_until(reference, requirements, found, key[2])
+                        if until is not None:
+                            evidence.keep_answers(key, found, until)
+            finally:
+                self._timing = False
+                self._waited += time.perf_counter() - started
+        return [answer for answer in answers if answer is not None]
+
+    def _answers_key(
+        self, reference: ImageReference, requirements: Sequence[SignatureRequirement]
+    ) -> AnswersKey | None:
+        fingerprints = tuple([requirement.fingerprint for requirement in requirements])
+        if reference.digest is not None:
+            return (reference, fingerprints, None)
+        try:
+            return (reference, fingerprints, self._credentials_for(reference))
+        except CredentialsError:
+            return None  # asked in turn, which says why
+
+    def _kept_until(
+        self,
+        reference: ImageReference,
+        requirements: Sequence[SignatureRequirement],
+        found: ImageAnswers,
+        credentials: Credentials | None,
+    ) -> float | None:
+        """The moment the first part of ``found`` leaves its cache; None when a part was
+        never kept (a failure, a lifetime of 0), so the whole is asked again next time."""
+        digest = found.digest.digest
+        if digest is None or len(found.signatures) != len(requirements):
+            return None
+        ends: list[float | None] = []
+        if reference.digest is None:
+            client = self._evidence.client
+            ends.append(client.cache.expires_at(client.cache_key(reference, credentials)))
+        for requirement, answer in zip(requirements, found.signatures, strict=True):
+            key = self._signature_key(reference, digest, requirement)
+            ends.append(self._evidence.signature_expires(key, answer))
+        if any(end is None for end in ends):
+            return None
+        return min(end for end in ends if end is not None)
 
     def prefetch(
         self, questions: Sequence[tuple[ImageReference, Sequence[SignatureRequirement]]]
@@ -205,19 +324,28 @@ class RequestLookup:
         if problem:
             return DigestAnswer(None, problem)
         client = self._evidence.client
+        started = time.perf_counter()
         try:
             resolution = client.resolve(
                 reference, credentials=self._credentials_for(reference), time_left=self._left()
             )
         except RegistryError as error:
+            self.calls += 1  # a failure never comes from the cache: it was asked
             answer = DigestAnswer(None, _registry_problem(error))
         except CredentialsError as error:
             answer = DigestAnswer(None, f"no registry credentials: {error}")
         else:
             self.calls += not resolution.cached
             answer = DigestAnswer(resolution.digest, resolved=True, note=TAG_POINTS_TO)
+        self._time_asked(started)
         self._digests[reference] = answer
         return answer
+
+    def _time_asked(self, started: float) -> None:
+        """Count the wait of a question asked outside :meth:`answer_all` (which times its
+        own, threads included, as one wait)."""
+        if not self._timing:
+            self._waited += time.perf_counter() - started
 
     def signature(
         self, reference: ImageReference, digest: str, requirement: SignatureRequirement
@@ -233,6 +361,7 @@ class RequestLookup:
         if problem:
             return SignatureAnswer(False, f"it could not be checked: {problem}")
         self.calls += 1
+        started = time.perf_counter()
         try:
             answer = self._verify(reference, digest, requirement)
         except RegistryError as error:
@@ -243,6 +372,7 @@ class RequestLookup:
             )
         else:
             self._evidence.keep_signature(key, answer)
+        self._time_asked(started)
         self._signatures[key] = answer  # failures too: this review does not ask twice
         return answer
 
@@ -277,6 +407,7 @@ class RequestLookup:
     def _out_of_time(self) -> str:
         if self._evidence.remaining(self._until) > 0:
             return ""
+        self._exhausted = True
         budget = self._evidence.config.budget
         return f"the {budget:g}s this request may spend asking registries is used up"
 

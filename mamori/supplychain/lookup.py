@@ -57,6 +57,54 @@ Questions = Sequence[tuple[ImageReference, Sequence[SignatureRequirement]]]
 """Each image of a pod with the signature requirements that cover it."""
 
 
+class LookupReport(NamedTuple):
+    """What one review's registry lookup did, for metrics: images answered from kept whole
+    answers (``kept``) or asked (``asked``), registry round trips started (``calls``), whether
+    its time budget ran out (``exhausted``), and seconds waited on registries (``waited``)."""
+
+    kept: int = 0
+    asked: int = 0
+    calls: int = 0
+    exhausted: bool = False
+    waited: float = 0.0
+
+
+class ImageAnswers(NamedTuple):
+    """All a registry said about one image: its digest, and one answer per requirement (in
+    the requirements' order; none when the digest is not known)."""
+
+    digest: DigestAnswer
+    signatures: tuple[SignatureAnswer, ...]
+
+
+def answers_for(registry: RegistryLookup, questions: Questions) -> list[ImageAnswers]:
+    """Each image's answers, in the questions' order.
+
+    A lookup that keeps whole answers (``answer_all``: the webhook's) gives them at once; any
+    other is asked ahead where it can, then image by image, requirement by requirement.
+    """
+    answer_all = getattr(registry, "answer_all", None)
+    if answer_all is not None:
+        return list(answer_all(questions))
+    ask_ahead(registry, questions)
+    return [ask_in_turn(registry, reference, requirements) for reference, requirements in questions]
+
+
+def ask_in_turn(
+    registry: RegistryLookup,
+    reference: ImageReference,
+    requirements: Sequence[SignatureRequirement],
+) -> ImageAnswers:
+    """One image's answers through the lookup's two questions."""
+    digest = registry.digest(reference)
+    if digest.digest is None:
+        return ImageAnswers(digest, ())
+    return ImageAnswers(
+        digest,
+        tuple(registry.signature(reference, digest.digest, r) for r in requirements),
+    )
+
+
 def ask_ahead(registry: RegistryLookup, questions: Questions) -> None:
     """Let a lookup that can (``prefetch``) ask about a pod's images at once, before the rule
     asks in turn; a lookup without it (a table, the operator's) answers as asked."""

@@ -14,8 +14,10 @@ certificate is valid at ``now`` (or, under the ``notary.x509.signingAuthority`` 
 authentic signing time); the signer's subject is one of the trusted identities, if any are
 set; the signature has not expired; every critical header is understood; and the payload
 names the digest judged. There is no revocation check (OCSP/CRL need the network), no RFC 3161
-timestamp (certificates must be valid now) and no verification plugin: a signature that asks
-for one is refused, saying which.
+timestamp (certificates must be valid now) and no verification plugin is run: a signature that
+names AWS Signer's plugin is judged here as that plugin judges it (mamori.supplychain.aws_signer:
+its trusted identities are signing profile ARNs), and one that names any other plugin is refused,
+saying which.
 
 Why no JWS library: after the envelope is parsed, JWS and COSE need the same work (algorithm
 from the key, raw r‖s ECDSA or RSASSA-PSS with ``cryptography``), and jwcrypto would still need
@@ -52,6 +54,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
+from mamori.supplychain import aws_signer
 from mamori.supplychain.artifacts import (
     MAX_CANDIDATES,
     SHA256_DIGEST_RE,
@@ -161,13 +164,17 @@ class TrustedIdentity:
 class NotationTrust:
     """Notation's trust store and trusted identities for one policy entry.
 
-    ``identities`` empty means any signer whose chain reaches ``roots`` (Notation's ``"*"``).
-    ``fingerprint`` names exactly what is trusted, so a cached verdict is never reused for other
-    trust.
+    ``identities`` are the ``x509.subject`` ones, ``signing_profiles`` the AWS Signer ones
+    (signing profile ARNs, for signatures that name AWS Signer's plugin); one entry has one
+    kind or none. None means any signer whose chain reaches ``roots`` (Notation's ``"*"``),
+    except AWS Signer, whose certificates are the same for every AWS account.
+    ``fingerprint`` names exactly what is trusted, so a cached verdict is never reused for
+    other trust.
     """
 
     roots: tuple[TrustedRoot, ...]
     identities: tuple[TrustedIdentity, ...] = ()
+    signing_profiles: tuple[aws_signer.SigningProfile, ...] = ()
     fingerprint: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -176,6 +183,7 @@ class NotationTrust:
             for root in self.roots
         ]
         parts += [repr(identity.attributes) for identity in self.identities]
+        parts += [f"aws-signer:{profile.text}" for profile in self.signing_profiles]
         object.__setattr__(
             self, "fingerprint", hashlib.sha256("\n".join(parts).encode()).hexdigest()
         )
@@ -184,8 +192,9 @@ class NotationTrust:
 def load_notation_trust(
     certificates: bytes | str | Iterable[bytes | str], identities: Iterable[str] = ()
 ) -> NotationTrust:
-    """Trusted certificates (one PEM bundle per entry, or one bundle) and ``x509.subject``
-    identities (``"*"`` or none: any signer under the certificates).
+    """Trusted certificates (one PEM bundle per entry, or one bundle) and trusted identities:
+    ``x509.subject`` ones or AWS Signer signing profile ARNs (``"*"`` or none: any signer
+    under the certificates but AWS Signer).
 
     Raises ValueError naming the entry and what is wrong with it: a configuration error.
     """
@@ -208,7 +217,23 @@ def load_notation_trust(
         if len(texts) > 1:
             raise ValueError("trusted identity `*` (any signer) must be the only one listed")
         return NotationTrust(tuple(roots))
-    return NotationTrust(tuple(roots), tuple(_parse_identity(text) for text in texts))
+    subjects: list[TrustedIdentity] = []
+    profiles: list[aws_signer.SigningProfile] = []
+    for text in texts:
+        profile = aws_signer.parse_signing_profile(text)
+        if profile is None:
+            subjects.append(_parse_identity(text))
+        else:
+            profiles.append(profile)
+    if subjects and profiles:
+        # Notation keeps a signing service's roots in a trust store of their own, so that they
+        # vouch for nothing else; an entry of each kind keeps them as apart
+        raise ValueError(
+            "trusted identities mix x509.subject identities and AWS Signer signing profile "
+            "ARNs: an entry trusts one kind or the other, so that its roots vouch only for the "
+            "signatures they are meant for"
+        )
+    return NotationTrust(tuple(roots), tuple(subjects), tuple(profiles))
 
 
 def _parse_identity(text: str) -> TrustedIdentity:
@@ -218,8 +243,9 @@ def _parse_identity(text: str) -> TrustedIdentity:
         value = value[len(IDENTITY_PREFIX) :].strip()
     elif ":" in value.split("=", 1)[0]:
         raise ValueError(
-            f"trusted identity {text!r}: only x509.subject identities are supported "
-            "(write `x509.subject: C=US, ST=WA, O=acme`, or `*`)"
+            f"trusted identity {text!r}: only x509.subject identities and AWS Signer signing "
+            "profile ARNs are supported (write `x509.subject: C=US, ST=WA, O=acme`, "
+            f"`{aws_signer.ARN_EXAMPLE}`, or `*`)"
         )
     try:
         attributes = _parse_dn(value)
@@ -382,17 +408,55 @@ def _judge(
     root = _verify_chain(envelope.chain, trust, at)
     if isinstance(root, str):
         return Untrusted(f"the certificate chain of {subject} is not fit for code signing: {root}")
-    if trust.identities and not _identity_matches(leaf, trust.identities):
-        return Untrusted(
-            f"the signing certificate's subject {subject} matches none of the trusted "
-            f"identities ({'; '.join(identity.text for identity in trust.identities)[:300]})"
-        )
+    refused = _identity_refusal(leaf, headers.aws_signer_profile, trust)
+    if refused is not None:
+        return refused
     if headers.expiry is not None and now >= headers.expiry:
         return Untrusted(f"the signature expired on {_when(headers.expiry)}")
     named = _target_digest(envelope.payload)
     if named != digest:
         return Malformed(f"{form.value}: a valid signature names another image ({named[:80]})")
     return Verified(root.entry, hashlib.sha256(_der(leaf)).hexdigest(), form)
+
+
+def _identity_refusal(
+    leaf: x509.Certificate, aws_signer_profile: str | None, trust: NotationTrust
+) -> Untrusted | None:
+    """Why the signer is none of the trusted identities, or None if it is one.
+
+    An AWS Signer signature is matched by its signed signing profile version, as AWS Signer's
+    plugin matches it (Notation hands that step to the plugin); any other by its certificate's
+    subject, as Notation matches it.
+    """
+    profiles, subjects = trust.signing_profiles, trust.identities
+    if aws_signer_profile is not None:
+        if not profiles:
+            return Untrusted(
+                f"the signature was made by AWS Signer (signing profile version "
+                f"{aws_signer_profile[:200]!r}); it counts only if trustedIdentities lists its "
+                f"signing profile ARN ({aws_signer.ARN_EXAMPLE}), since AWS Signer's "
+                "certificates are the same for every AWS account"
+            )
+        if aws_signer.matching_profile(aws_signer_profile, profiles) is None:
+            return Untrusted(
+                f"the AWS Signer signing profile version {aws_signer_profile[:200]!r} matches "
+                f"none of the trusted signing profiles "
+                f"({'; '.join(profile.text for profile in profiles)[:300]})"
+            )
+        return None
+    if not subjects:
+        if not profiles:
+            return None  # any signer under the roots
+        return Untrusted(
+            "the trusted identities are AWS Signer signing profiles, and the signature by "
+            f"{_shown_subject(leaf)} was not made by AWS Signer"
+        )
+    if not _identity_matches(leaf, subjects):
+        return Untrusted(
+            f"the signing certificate's subject {_shown_subject(leaf)} matches none of the "
+            f"trusted identities ({'; '.join(identity.text for identity in subjects)[:300]})"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +466,8 @@ class _Headers:
     # valid only then (Notation); notary.x509: valid now, and at the signing time
     authority_vouches: bool
     expiry: datetime.datetime | None
+    # the signing profile version ARN, for a signature that names AWS Signer's plugin
+    aws_signer_profile: str | None = None
 
 
 def _read_headers(envelope: _Envelope) -> _Headers | Untrusted:
@@ -417,24 +483,34 @@ def _read_headers(envelope: _Envelope) -> _Headers | Untrusted:
     for name in (EXPIRY, AUTHENTIC_SIGNING_TIME, VERIFICATION_PLUGIN):
         if name in headers and name not in critical:
             raise BadContent(f"{name} is present but not marked critical")
+    scheme = headers[SIGNING_SCHEME]
+    understood = UNDERSTOOD_CRITICAL
+    aws_signer_profile: str | None = None
     if VERIFICATION_PLUGIN in headers:
-        plugin = str(headers[VERIFICATION_PLUGIN])[:120]
-        return Untrusted(
-            f"the signature requires the Notation verification plugin {plugin!r}, which "
-            "mamori does not run"
-        )
-    unknown = [name for name in critical if name not in UNDERSTOOD_CRITICAL]
+        plugin = headers[VERIFICATION_PLUGIN]
+        if plugin != aws_signer.PLUGIN:
+            return Untrusted(
+                f"the signature requires the Notation verification plugin {str(plugin)[:120]!r}, "
+                f"which mamori does not run (of plugins, it judges only {aws_signer.PLUGIN}'s "
+                "signatures, natively)"
+            )
+        named = aws_signer.signed_profile_version(headers, scheme)
+        if isinstance(named, Untrusted):
+            return named
+        aws_signer_profile = named
+        understood = UNDERSTOOD_CRITICAL | {VERIFICATION_PLUGIN} | aws_signer.PROCESSED_ATTRIBUTES
+    unknown = [name for name in critical if name not in understood]
     if unknown:
         return Untrusted(
             f"the signature marks {str(unknown[0])[:80]!r} critical, which mamori does not "
             "understand"
         )
-    scheme = headers[SIGNING_SCHEME]
     expiry = _time(headers, EXPIRY, envelope.form) if EXPIRY in headers else None
     if scheme == SCHEME_X509:
         return _Headers(_time(headers, SIGNING_TIME, envelope.form), False, expiry)
     if scheme == SCHEME_SIGNING_AUTHORITY:
-        return _Headers(_time(headers, AUTHENTIC_SIGNING_TIME, envelope.form), True, expiry)
+        signed_at = _time(headers, AUTHENTIC_SIGNING_TIME, envelope.form)
+        return _Headers(signed_at, True, expiry, aws_signer_profile)
     raise BadContent(f"the signing scheme {str(scheme)[:80]!r} is not Notation's")
 
 

@@ -64,5 +64,8 @@ class SignatureRequirement:
                 "a cosign signature by " + ("its key" if count == 1 else f"one of its {count} keys")
             )
         if self.notation is not None:
-            kinds.append("a Notation signature under its trusted roots")
+            if self.notation.signing_profiles:
+                kinds.append("an AWS Signer signature by one of its signing profiles")
+            else:
+                kinds.append("a Notation signature under its trusted roots")
         return " or ".join(kinds)

@@ -82,6 +82,21 @@ class OperatorConfig:
         ".dockerconfigjson (a mounted Secret); re-read when the file changes",
         metavar="FILE",
     )
+    registry_ecr_credentials: bool = setting(
+        False,
+        help="get Amazon ECR registry tokens with ecr:GetAuthorizationToken (the operator's IAM "
+        "role) for images on private ECR hosts, as the webhook does",
+    )
+    registry_ecr_endpoint: str | None = setting(
+        None,
+        help="ECR API endpoint URL for those tokens (a VPC endpoint); default: the region's",
+        metavar="URL",
+    )
+    registry_pod_pull_secrets: bool = setting(
+        False,
+        help="ask registries with the credentials of the running pod's imagePullSecrets first, "
+        "as the kubelet does (kept 30 s; needs get on secrets in the pods' namespaces)",
+    )
     offenders: int = setting(5, help="offending pods listed in a policy's status")
     policy_reports: bool = setting(
         False,

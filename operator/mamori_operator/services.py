@@ -89,7 +89,7 @@ class Services:
             cache=cache,
             health=health,
         )
-        auditor = Auditor(state, evidence=build_audit_evidence(config, state))
+        auditor = Auditor(state, evidence=build_audit_evidence(config, state, kube=kube))
         status = StatusWriter(
             state=state,
             kube=kube,

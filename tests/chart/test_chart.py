@@ -168,7 +168,8 @@ READS = {
     for verb in ("get", "list", "watch")
 }
 EVENT_WRITES = {("", "events", "create"), ("", "events", "patch")}
-PULL_SECRET_READS = {("", "secrets", "get")}  # the Secrets a pod names, one by one
+# the Secrets a pod names, and the ServiceAccount a pod template runs as, one by one
+PULL_SECRET_READS = {("", "secrets", "get"), ("", "serviceaccounts", "get")}
 
 
 @pytest.mark.parametrize(
@@ -184,8 +185,8 @@ def test_the_webhook_reads_what_admission_judges_with_and_writes_only_events(
     helm: Helm, settings: dict[str, str], expected: set[tuple[str, str, str]]
 ) -> None:
     """Read-only on policies, ImageScans and namespace labels (and, for pods' imagePullSecrets,
-    get on Secrets); its one write is Events about its answers (create, and patch to count
-    repeats), gone when events are switched off."""
+    get on Secrets and ServiceAccounts); its one write is Events about its answers (create, and
+    patch to count repeats), gone when events are switched off."""
     role = next(
         d
         for d in by_kind(helm.render(settings=settings), "ClusterRole")

@@ -50,6 +50,7 @@ EXPECTED_ALERTS = {
     "MamoriWebhookDown",
     "MamoriWebhookSlow",
     "MamoriWebhookErrors",
+    "MamoriRegistryBudgetExhausted",
     "MamoriWebhookCertificateExpiresSoon",
     "MamoriOperatorNotLeading",
     "MamoriReconcileFailures",
@@ -294,6 +295,13 @@ THRESHOLDS = [
         "MamoriWebhookErrors",
         "> 0.2",
         id="error-ratio",
+    ),
+    pytest.param(
+        {"monitoring.prometheusRule.alerts.registryBudgetExhausted.window": "30m"},
+        "MamoriRegistryBudgetExhausted",
+        "mamori_webhook_registry_budget_exhausted_total{"
+        'job="mamori-webhook", namespace="mamori-system"}[30m]',
+        id="registry-budget-window",
     ),
     pytest.param(
         {"monitoring.prometheusRule.alerts.certificateExpiry.days": 7},

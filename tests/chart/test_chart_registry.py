@@ -374,8 +374,8 @@ def operator_pod(objects: list[Document]) -> dict[str, Any]:
 
 def test_the_operator_audits_signatures_with_the_same_registry_access(helm: Helm) -> None:
     """The background audit asks the same registries with the same CA and credentials: the
-    operator gets the same files, mounted the same way, and settings it has (no ECR, no pod
-    pull Secrets: those are the webhook's)."""
+    operator gets the same files, mounted the same way, and settings it has (ECR and the pods'
+    pull Secrets under its own names: tests/chart/test_chart_audit_credentials.py)."""
     objects = helm.render(namespace=NAMESPACE, values=[SCENARIO])
     operator, webhook = operator_pod(objects), webhook_pod(objects)
     env = container_env(operator)

@@ -27,7 +27,7 @@ from tests.helpers import wait_for
 from tests.integration.operator_support import Cluster
 from tests.integration.registry_support import NotationSigner, TestRegistry, running_registry
 from tests.integration.test_admission import registered, webhook_configuration
-from tests.webhook.served import Pki, Served, start_webhook
+from tests.webhook.served import Pki, Served, metric, start_webhook
 
 pytestmark = pytest.mark.integration
 
@@ -421,3 +421,34 @@ def test_under_warn_an_unsigned_image_is_admitted_with_the_reason_as_a_warning(
         "[image-signatures]" in line and "no cosign signature found" in line for line in warnings
     ), result.stderr
     assert exists(kubectl, warned, "warned")
+
+
+class RegistryFigures:
+    """The webhook's registry series, scraped once (summed over its workers)."""
+
+    def __init__(self, webhook: Served) -> None:
+        text = webhook.session().get(f"{webhook.url}/metrics", timeout=5).text
+        self.kept = metric(text, "mamori_webhook_registry_images_total", answer="kept")
+        self.asked = metric(text, "mamori_webhook_registry_images_total", answer="asked")
+        self.calls = metric(text, "mamori_webhook_registry_calls_total")
+        self.waits = metric(text, "mamori_webhook_registry_wait_seconds_count")
+
+
+def test_the_webhook_counts_kept_and_asked_registry_answers(
+    kubectl: Kubectl, images: Images, enforced: str, signatures_webhook: Served
+) -> None:
+    before = RegistryFigures(signatures_webhook)
+    signed = pod("counted", images.pinned(COSIGNED, "legacy"))
+    down = pod("counted-down", f"127.0.0.1:{DOWN_PORT}/team/app:1.0")
+
+    def kept_answers_counted() -> bool:
+        assert apply(kubectl, signed, "--dry-run=server", namespace=enforced).returncode == 0
+        # a review that asks (a registry that is down is never kept) writes the kept ones out
+        assert apply(kubectl, down, "--dry-run=server", namespace=enforced).returncode == 1
+        return RegistryFigures(signatures_webhook).kept > before.kept
+
+    wait_for(kept_answers_counted, timeout=60, interval=0.5, message="kept answers counted")
+    after = RegistryFigures(signatures_webhook)
+    assert after.asked > before.asked
+    assert after.calls > before.calls  # the refused connection was a question asked
+    assert after.waits > before.waits

@@ -18,13 +18,13 @@ import pytest
 
 from mamori.images import parse_reference
 from mamori.supplychain.credentials import CredentialSource, TokenProviderError
-from mamori.supplychain.registry import Credentials
-from mamori_webhook.ecr_credentials import (
+from mamori.supplychain.ecr_tokens import (
     EcrCredentialsConfig,
     EcrTokenError,
     EcrTokenProvider,
     credentials_from_answer,
 )
+from mamori.supplychain.registry import Credentials
 from tests.aws_support import AccessKey, MotoServer, moto_server
 
 REGION = "us-east-1"
@@ -193,7 +193,7 @@ def test_access_denied_names_the_registry_and_the_code_and_no_secret(
     moto: Moto, caplog: pytest.LogCaptureFixture
 ) -> None:
     setup = make_provider(moto, key=moto.stranger)
-    caplog.set_level(logging.DEBUG, logger="mamori_webhook")
+    caplog.set_level(logging.DEBUG, logger="mamori")
     with pytest.raises(EcrTokenError) as refused:
         _ask(setup, ecr_image())
     message = str(refused.value)

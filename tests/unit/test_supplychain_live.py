@@ -15,7 +15,9 @@ import pytest
 from mamori.images import ImageReference, parse_reference
 from mamori.supplychain.cosign import load_public_keys
 from mamori.supplychain.credentials import MalformedPullSecret
+from mamori.supplychain.digest_cache import DigestCache
 from mamori.supplychain.live import EvidenceConfig, RegistryEvidence, RequestLookup
+from mamori.supplychain.lookup import ImageAnswers, LookupReport, answers_for
 from mamori.supplychain.registry import (
     Credentials,
     Fetched,
@@ -81,6 +83,19 @@ class FakeClient:
     latency: float = 0.0
     calls: list[tuple[str, str, Credentials | None]] = field(default_factory=list)
     time_left: list[float | None] = field(default_factory=list)  # the cap each call was given
+    # tags kept like RegistryClient keeps them (key: tag + who); lifetime 0: never kept
+    cache: DigestCache[Resolution] = field(
+        default_factory=lambda: DigestCache(ttl=0, max_entries=64)
+    )
+
+    def cache_key(self, reference: ImageReference, credentials: Credentials | None) -> str:
+        who = "anonymous" if credentials is None else credentials.username
+        return f"{reference.path}:{reference.tag} {who}"
+
+    def cached(
+        self, reference: ImageReference, *, credentials: Credentials | None = None
+    ) -> Resolution | None:
+        return self.cache.get(self.cache_key(reference, credentials))
 
     def _call(self, kind: str, what: str, credentials: Credentials | None) -> None:
         self.calls.append((kind, what, credentials))
@@ -96,8 +111,13 @@ class FakeClient:
         time_left: float | None = None,
     ) -> Resolution:
         self.time_left.append(time_left)
+        kept = self.cached(reference, credentials=credentials)
+        if kept is not None:
+            return kept._replace(cached=True)
         self._call("resolve", str(reference), credentials)
-        return Resolution(reference, self.tags[f"{reference.path}:{reference.tag}"], None)
+        resolution = Resolution(reference, self.tags[f"{reference.path}:{reference.tag}"], None)
+        self.cache.put(self.cache_key(reference, credentials), resolution)
+        return resolution
 
     def get_manifest(
         self,
@@ -350,6 +370,8 @@ def test_past_its_budget_a_review_answers_that_it_is_used_up_without_asking(
     # what needs no registry call is still answered
     assert lookup.digest(ref(":1.0")).digest == SIGNED  # the review's memo
     assert lookup.digest(ref(f"@{OTHER}")).digest == OTHER  # a digest reference
+    assert lookup.report().exhausted  # counted by the webhook's metrics
+    assert lookup.report().calls == 2
 
 
 def test_an_exhausted_budget_still_serves_cached_signatures_and_the_next_review_has_its_own(
@@ -364,6 +386,12 @@ def test_an_exhausted_budget_still_serves_cached_signatures_and_the_next_review_
     assert slow.digest(ref(":2.0")).problem == USED_UP
     world.client.latency = 0.0
     assert world.review().digest(ref(":2.0")).digest == UNSIGNED
+
+
+def test_a_review_within_its_budget_reports_it_was_not_exhausted(world: World) -> None:
+    lookup = world.review()
+    lookup.digest(ref(":1.0"))
+    assert not lookup.report().exhausted
 
 
 def test_the_budget_is_counted_from_the_start_of_the_review(world: World) -> None:
@@ -384,3 +412,110 @@ def test_every_registry_call_is_capped_by_what_is_left_of_the_budget(world: Worl
     assert all(cap is not None for cap in caps)
     assert caps[0] == pytest.approx(BUDGET)
     assert caps[1] == pytest.approx(BUDGET - 0.1)  # shrinking as the review spends its budget
+
+
+# --- whole answers per image (answer_all: what the rule asks on every review) ------------------
+
+TAG_TTL = 10.0
+TWO_IMAGES = [(ref(f"@{SIGNED}"), (TRUSTING_SIGNER,)), (ref(":1.0"), (TRUSTING_SIGNER,))]
+
+
+@pytest.fixture
+def kept_world(world: World) -> World:
+    """The world with tags kept for TAG_TTL, as the real client keeps them."""
+    world.client.cache = DigestCache(ttl=TAG_TTL, max_entries=64, clock=world.clock)
+    return world
+
+
+def verified(answers: list[ImageAnswers]) -> list[list[bool]]:
+    return [[answer.verified for answer in found.signatures] for found in answers]
+
+
+def test_whole_answers_are_kept_and_the_next_review_asks_nothing(kept_world: World) -> None:
+    world = kept_world
+    first = answers_for(world.review(), TWO_IMAGES)
+    assert verified(first) == [[True], [True]]
+    assert [found.digest.digest for found in first] == [SIGNED, SIGNED]
+    asked = len(world.client.calls)
+    lookup = world.review()
+    assert answers_for(lookup, TWO_IMAGES) == first
+    assert (len(world.client.calls), lookup.calls) == (asked, 0)
+    assert world.evidence.answers_hits == 2
+    assert lookup.report() == LookupReport(kept=2, asked=0, calls=0, exhausted=False, waited=0.0)
+
+
+def test_a_review_that_asks_reports_its_calls_and_its_wait(kept_world: World) -> None:
+    world = kept_world
+    lookup = world.review()
+    answers_for(lookup, [(ref(f"@{OTHER}"), (TRUSTING_SIGNER,)), (ref(":1.0"), (TRUSTING_SIGNER,))])
+    report = lookup.report()
+    assert (report.kept, report.asked, report.exhausted) == (0, 2, False)
+    assert report.calls == 3  # a tag resolved, two digests' signatures read (a request or two)
+    assert report.waited > 0
+
+
+def test_kept_answers_end_with_their_first_part_a_moved_tag_is_seen(kept_world: World) -> None:
+    world = kept_world
+    answers_for(world.review(), TWO_IMAGES)
+    world.client.tags["app:1.0"] = UNSIGNED  # the tag moves; the kept answer lasts TAG_TTL
+    world.clock.advance(TAG_TTL - 1)
+    assert verified(answers_for(world.review(), TWO_IMAGES)) == [[True], [True]]
+    world.clock.advance(2)
+    later = answers_for(world.review(), TWO_IMAGES)
+    assert [found.digest.digest for found in later] == [SIGNED, UNSIGNED]
+    assert verified(later) == [[True], [False]]
+    assert later[1].signatures[0].detail == "no cosign signature found"
+
+
+def test_a_kept_refusal_lasts_only_the_refused_ttl(kept_world: World) -> None:
+    world = kept_world
+    image = [(ref(f"@{UNSIGNED}"), (TRUSTING_SIGNER,))]
+    assert verified(answers_for(world.review(), image)) == [[False]]
+    sign_legacy(world.client, UNSIGNED)
+    world.clock.advance(REFUSED_TTL - 1)
+    assert verified(answers_for(world.review(), image)) == [[False]]
+    world.clock.advance(2)
+    assert verified(answers_for(world.review(), image)) == [[True]]
+
+
+def test_a_failure_is_never_kept_whole(kept_world: World) -> None:
+    world = kept_world
+    world.client.failure = RegistryUnavailable(REPOSITORY, "ConnectionRefusedError")
+    lookup = world.review()
+    failed = answers_for(lookup, TWO_IMAGES)
+    assert lookup.report().calls == len(world.client.calls)  # failed round trips count too
+    assert failed[1].digest.digest is None and not failed[0].signatures[0].verified
+    world.client.failure = None
+    assert verified(answers_for(world.review(), TWO_IMAGES)) == [[True], [True]]
+    assert world.evidence.answers_hits == 0
+
+
+def test_a_tags_kept_answer_is_never_served_to_other_credentials(kept_world: World) -> None:
+    world = kept_world
+    answers_for(world.review(), TWO_IMAGES)
+    resolved = world.client.count("resolve")
+    other = Credentials("other-robot", "other-password")
+    world.credentials = lambda reference: other
+    answers_for(world.review(), TWO_IMAGES)
+    assert world.client.count("resolve") == resolved + 1
+    assert world.client.calls[-1] == ("resolve", f"{REPOSITORY}:1.0", other)
+
+
+def test_answers_kept_for_one_set_of_keys_are_never_reused_for_another(
+    kept_world: World,
+) -> None:
+    world = kept_world
+    assert verified(answers_for(world.review(), TWO_IMAGES)) == [[True], [True]]
+    strangers = [(reference, (TRUSTING_STRANGER,)) for reference, _ in TWO_IMAGES]
+    assert verified(answers_for(world.review(), strangers)) == [[False], [False]]
+
+
+def test_kept_whole_answers_are_bounded(kept_world: World) -> None:
+    world = kept_world
+    digests = [f"sha256:{n:064x}" for n in range(1, 80)]
+    for digest in digests:
+        answers_for(world.review(), [(ref(f"@{digest}"), (TRUSTING_SIGNER,))])
+    assert len(world.evidence._answers) == 64  # max_entries: the oldest went first
+    assert (ref(f"@{digests[0]}"), (TRUSTING_SIGNER.fingerprint,), None) not in (
+        world.evidence._answers
+    )

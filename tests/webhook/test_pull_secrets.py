@@ -24,20 +24,20 @@ import pytest
 from mamori.images import ImageReference, parse_reference
 from mamori.policy import load_policies
 from mamori.supplychain.live import EvidenceConfig, RegistryEvidence
-from mamori.supplychain.lookup import TAG_POINTS_TO, DigestAnswer, SignatureAnswer
+from mamori.supplychain.lookup import TAG_POINTS_TO, DigestAnswer, SignatureAnswer, answers_for
+from mamori.supplychain.pull_secrets import (
+    PulledSecret,
+    PullSecretStore,
+    image_pull_secret_names,
+    registry_data,
+)
 from mamori.supplychain.registry import Credentials, Unauthorized
 from mamori.supplychain.requirements import SignatureRequirement
 from mamori_webhook.admission import Admission
 from mamori_webhook.command import StartupError, check_registry_access
 from mamori_webhook.metrics import AdmissionMetrics
 from mamori_webhook.policy_source import StaticPolicySource
-from mamori_webhook.pull_secrets import (
-    KubeSecretFetch,
-    PulledSecret,
-    PullSecretStore,
-    image_pull_secret_names,
-    registry_data,
-)
+from mamori_webhook.pull_secrets import KubeSecretFetch
 from mamori_webhook.registry_access import RegistryAccess
 from mamori_webhook.settings import WebhookSettings
 from tests.cluster_fixtures import Kubectl
@@ -298,6 +298,25 @@ def test_a_missing_secret_is_named_in_the_answer_the_registry_refused() -> None:
     )
 
 
+def test_whole_answers_name_the_missing_secret_and_report_what_was_asked() -> None:
+    reviews = Reviews({})
+    reviews.client.failure = Unauthorized(IMAGE, "HTTP 401 without credentials")
+    lookup = reviews.lookup("absent")
+    pinned = reference(f"registry.example/app@{SIGNED}")
+    questions = [(reference(IMAGE), (TRUSTING_SIGNER,)), (pinned, (TRUSTING_SIGNER,))]
+    tagged, by_digest = answers_for(lookup, questions)
+    missing = 'imagePullSecrets: Secret "absent" in namespace "team" does not exist'
+    assert tagged.digest.digest is None and tagged.digest.problem.endswith(missing)
+    assert tagged.signatures == ()
+    assert not by_digest.signatures[0].verified
+    assert by_digest.signatures[0].detail.endswith(missing)
+    report = lookup.report()
+    assert (report.kept, report.asked, report.calls) == (0, 2, 2)
+    reviews.client.failure = None
+    _, signed = answers_for(reviews.lookup("absent"), questions)
+    assert signed.signatures[0].verified and missing not in signed.signatures[0].detail
+
+
 def test_a_missing_secret_does_not_fail_an_image_the_registry_serves_anyway() -> None:
     reviews = Reviews({})
     lookup = reviews.lookup("absent")
@@ -317,6 +336,17 @@ def test_a_malformed_secret_is_named_by_its_place_in_the_pods_list() -> None:
     assert reviews.client.calls == []
 
 
+def test_the_reviewed_object_is_read_for_secret_names_only_with_the_flag() -> None:
+    reviews = Reviews({(NAMESPACE, "regcred"): ROBOT_SECRET})
+    pod = workload("Pod", spec={**pod_spec(IMAGE), "imagePullSecrets": [{"name": "regcred"}]})
+    lookup = reviews.access.for_request(namespace=NAMESPACE, pod=pod)
+    assert lookup.digest(reference(IMAGE)).digest == SIGNED
+    assert (reviews.fetches.asked, set(reviews.sent())) == ([(NAMESPACE, "regcred")], {ROBOT})
+    unread = {"kind": "Pod", "apiVersion": "v1", "spec": "never looked at without the flag"}
+    plain = RegistryAccess(reviews.access.evidence).for_request(namespace=NAMESPACE, pod=unread)
+    assert plain.digest(reference(IMAGE)).digest == SIGNED
+
+
 def test_without_the_flag_the_pods_secrets_are_never_read() -> None:
     reviews = Reviews({(NAMESPACE, "regcred"): ROBOT_SECRET})
     access = RegistryAccess(reviews.access.evidence)
@@ -334,8 +364,9 @@ class Recorder:
     def __init__(self) -> None:
         self.asked: list[dict[str, Any]] = []
 
-    def __call__(self, *, namespace: str | None, pull_secret_names: Sequence[str]) -> Any:
-        self.asked.append({"namespace": namespace, "pull_secret_names": tuple(pull_secret_names)})
+    def __call__(self, *, namespace: str | None, pod: Any) -> Any:
+        names = tuple(image_pull_secret_names(pod))
+        self.asked.append({"namespace": namespace, "pull_secret_names": names})
         return Signed()
 
 

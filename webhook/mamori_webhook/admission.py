@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,7 +28,6 @@ from mamori.logs import log_context
 from mamori.supplychain.lookup import RegistryLookup
 from mamori_webhook.metrics import AdmissionMetrics
 from mamori_webhook.policy_source import PolicySet, PolicySource
-from mamori_webhook.pull_secrets import image_pull_secret_names
 from mamori_webhook.reserved_annotations import guard
 from mamori_webhook.review import (
     AdmissionRequest,
@@ -122,11 +121,10 @@ def _typed(request: AdmissionRequest, obj: Mapping[str, Any]) -> Mapping[str, An
 
 
 class RegistryForReview(Protocol):
-    """A registry lookup for one review: a pod in ``namespace`` naming these pull Secrets."""
+    """A registry lookup for one review of ``pod`` (the object judged) in ``namespace``; its
+    pull Secrets' names are read from ``pod`` only by a lookup that reads the Secrets."""
 
-    def __call__(
-        self, *, namespace: str | None, pull_secret_names: Sequence[str]
-    ) -> RegistryLookup: ...
+    def __call__(self, *, namespace: str | None, pod: Mapping[str, Any]) -> RegistryLookup: ...
 
 
 class Admission:
@@ -198,10 +196,7 @@ class Admission:
             labels = self._source.namespace_labels(request.namespace)
         registry = None
         if policy_set.asks_registry and self._registry is not None:
-            registry = self._registry(
-                namespace=request.namespace,
-                pull_secret_names=image_pull_secret_names(resource_of(request)),
-            )
+            registry = self._registry(namespace=request.namespace, pod=resource_of(request))
         decision = evaluate(
             resource_of(request),
             policy_set.policies,
@@ -210,6 +205,10 @@ class Admission:
             scans=policy_set.scans,
             registry=registry,
         )
+        if registry is not None:
+            report = getattr(registry, "report", None)
+            if report is not None:
+                self._metrics.count_registry(report())
         if decision is None:
             return Verdict(build_response(request, None), skipped=Skip.NOT_A_WORKLOAD)
         return Verdict(build_response(request, decision), decision=decision)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +31,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from mamori.supplychain.lookup import LookupReport
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -49,6 +53,13 @@ DURATION_BUCKETS = (
     0.25,
     1.0,
 )
+
+# A review waits on registries from a millisecond (a kept connection) to its whole budget (2 s).
+REGISTRY_WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+# Images answered from kept answers are counted in the worker and written out at most once a
+# second: a prometheus-client multiprocess increment costs more than the kept answer itself.
+KEPT_FLUSH_SECONDS = 1.0
+REGISTRY_ANSWERS = ("kept", "asked")
 
 # Label values come from requests; only these kinds get their own series.
 KNOWN_KINDS = frozenset(
@@ -106,8 +117,10 @@ class AdmissionMetrics:
         *,
         multiprocess_dir: Path | None = None,
         certificates: ServedCertificate | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.multiprocess_dir = multiprocess_dir
+        self._clock = clock
         self.certificate_expiry = (
             CertificateExpiryCollector(certificates) if certificates is not None else None
         )
@@ -143,6 +156,36 @@ class AdmissionMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.registry_images = Counter(
+            "mamori_webhook_registry_images",
+            "Images whose registry answers a review needed (signatures, tag digests), by how "
+            "they were answered: kept (from answers the worker keeps) or asked",
+            ["answer"],
+            registry=self.registry,
+        )
+        self.registry_calls = Counter(
+            "mamori_webhook_registry_calls",
+            "Questions reviews asked registries, failed ones included: a tag resolved, a "
+            "digest's signatures read and verified (one or more requests each)",
+            registry=self.registry,
+        )
+        self.registry_budget_exhausted = Counter(
+            "mamori_webhook_registry_budget_exhausted",
+            "Reviews whose registry time budget ran out before every answer was in",
+            registry=self.registry,
+        )
+        self.registry_wait = Histogram(
+            "mamori_webhook_registry_wait_seconds",
+            "Time a review waited on registries, for reviews that asked one",
+            buckets=REGISTRY_WAIT_BUCKETS,
+            registry=self.registry,
+        )
+        self._registry_children = {
+            answer: self.registry_images.labels(answer=answer) for answer in REGISTRY_ANSWERS
+        }
+        self._kept_pending = 0
+        self._kept_flushed = clock()
+        self._kept_lock = threading.Lock()
         # Known label values start at zero, so rate() sees the first one (in multiprocess mode
         # a series exists only once a worker has touched it).
         self._error_children = {
@@ -164,6 +207,29 @@ class AdmissionMetrics:
             child = self.requests.labels(decision=decision, kind=kind, operation=operation)
             self._request_children[key] = child
         child.inc()
+
+    def count_registry(self, report: LookupReport) -> None:
+        """Count what one review's registry lookup did; kept answers are written out with
+        the next review that asked, or a second after the last write."""
+        now = self._clock()
+        with self._kept_lock:
+            self._kept_pending += report.kept
+            flush = report.asked or now - self._kept_flushed >= KEPT_FLUSH_SECONDS
+            kept = self._kept_pending if flush else 0
+            if flush:
+                self._kept_pending = 0
+                self._kept_flushed = now
+        if kept:
+            self._registry_children["kept"].inc(kept)
+        if not report.asked and not report.calls and not report.exhausted:
+            return
+        if report.asked:
+            self._registry_children["asked"].inc(report.asked)
+            self.registry_wait.observe(report.waited)
+        if report.calls:
+            self.registry_calls.inc(report.calls)
+        if report.exhausted:
+            self.registry_budget_exhausted.inc()
 
     def count_error(self, reason: str) -> None:
         """Count a request that got no verdict (``reason`` is one of ERROR_REASONS)."""

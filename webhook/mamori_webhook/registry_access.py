@@ -6,16 +6,16 @@ without such a policy never opens a connection to a registry from the webhook.
 
 Credentials, in the order the kubelet tries them: the pod's imagePullSecrets
 (``--pod-pull-secrets``: :mod:`mamori_webhook.pull_secrets`, read only when a registry call needs
-them), then the configured file (a mounted ``kubernetes.io/dockerconfigjson`` Secret, re-read
-when it changes, so a rotated Secret needs no restart), then Amazon ECR tokens
-(``--ecr-credentials``). A file that cannot be read or parsed
-leaves the previous credentials in force and is logged, never echoed.
+them; for a pod template that lists none, its ServiceAccount's), then the configured file (a
+mounted ``kubernetes.io/dockerconfigjson`` Secret, re-read when it changes, so a rotated Secret
+needs no restart), then Amazon ECR tokens (``--ecr-credentials``). A file that cannot be read or
+parsed leaves the previous credentials in force and is logged, never echoed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mamori.supplychain.configured import CredentialsFile, credentials_file, registry_client
@@ -25,12 +25,9 @@ from mamori.supplychain.credentials import (
 )
 from mamori.supplychain.live import EvidenceConfig, RegistryEvidence
 from mamori.supplychain.lookup import RegistryLookup
-from mamori_webhook.pull_secrets import (
-    KubeSecretFetch,
-    NotedLookup,
-    PullSecretStore,
-    PullSecretsUnavailable,
-)
+from mamori.supplychain.pull_secrets import NotedLookup, PullSecretStore, image_pull_secret_names
+from mamori_webhook.pull_secrets import LOG as PULL_SECRETS_LOG
+from mamori_webhook.pull_secrets import KubeAccountFetch, KubeSecretFetch, PullSecretsUnavailable
 from mamori_webhook.settings import WebhookSettings
 
 LOG = logging.getLogger("mamori_webhook.registry")
@@ -53,15 +50,30 @@ class RegistryAccess:
         self._pull_secrets = pull_secrets  # None: the pods' imagePullSecrets are not read
 
     def for_request(
-        self, *, namespace: str | None = None, pull_secret_names: Sequence[str] = ()
+        self,
+        *,
+        namespace: str | None = None,
+        pull_secret_names: Sequence[str] | None = None,
+        pod: Mapping[str, Any] | None = None,
     ) -> RegistryLookup:
         """The lookup one admission review uses (its own budget), for a pod in ``namespace``
-        naming ``pull_secret_names``; the Secrets are read when an image first needs them."""
+        naming ``pull_secret_names`` (or those ``pod``, the reviewed object, names: looked at
+        only when the pods' Secrets are read at all); the Secrets are read when an image first
+        needs them. A pod template's names
+        (:class:`~mamori.supplychain.pull_secrets.PullSecretNames`) also say whose
+        ServiceAccount's Secrets its pods will get when it lists none."""
         keyring = self._file.current() if self._file is not None else None
         source = CredentialSource(configured=keyring, token_provider=self._token_provider)
-        if self._pull_secrets is None or not namespace or not pull_secret_names:
+        if self._pull_secrets is None or not namespace:
             return self.evidence.for_request(source.credentials_for)
-        pod_secrets = self._pull_secrets.for_pod(namespace, pull_secret_names)
+        if pull_secret_names is None:
+            pull_secret_names = image_pull_secret_names(pod) if pod is not None else ()
+        account = getattr(pull_secret_names, "service_account", None)
+        if self._pull_secrets is None or not namespace or not (pull_secret_names or account):
+            return self.evidence.for_request(source.credentials_for)
+        pod_secrets = self._pull_secrets.for_pod(
+            namespace, pull_secret_names, service_account=account
+        )
         lookup = self.evidence.for_request(
             lambda reference: pod_secrets.credentials_for(source, reference)
         )
@@ -81,15 +93,17 @@ def build_registry_access(settings: WebhookSettings, *, api_client: Any = None) 
     )
     token_provider = None
     if settings.ecr_credentials:
-        from mamori_webhook.ecr_credentials import EcrCredentialsConfig, EcrTokenProvider
+        from mamori_webhook.ecr_credentials import ecr_token_provider
 
-        token_provider = EcrTokenProvider(EcrCredentialsConfig(endpoint_url=settings.ecr_endpoint))
+        token_provider = ecr_token_provider(endpoint_url=settings.ecr_endpoint)
     pull_secrets = None
     if settings.pod_pull_secrets:
-        fetch = KubeSecretFetch(
-            api_client or cluster_api_client(settings), timeout=settings.registry_timeout
+        api_client = api_client or cluster_api_client(settings)
+        pull_secrets = PullSecretStore(
+            KubeSecretFetch(api_client, timeout=settings.registry_timeout),
+            accounts=KubeAccountFetch(api_client, timeout=settings.registry_timeout),
+            log=PULL_SECRETS_LOG,
         )
-        pull_secrets = PullSecretStore(fetch)
     return RegistryAccess(
         RegistryEvidence(client, EvidenceConfig(budget=settings.registry_budget)),
         credentials_file=credentials_file(settings.registry_credentials),

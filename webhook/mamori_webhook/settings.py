@@ -117,8 +117,9 @@ class WebhookSettings:
     pod_pull_secrets: bool = setting(
         False,
         help="ask registries with the credentials of the pod's imagePullSecrets first, as the "
-        "kubelet does (read from the cluster found as for watching, kept 30 s; needs get on "
-        "secrets in the pods' namespaces)",
+        "kubelet does (a pod template's ServiceAccount's when it lists none; read from the "
+        "cluster found as for watching, kept 30 s; needs get on secrets and serviceaccounts in "
+        "the pods' namespaces)",
     )
     registry_cache_ttl: float = setting(
         30.0,

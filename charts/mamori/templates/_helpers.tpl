@@ -236,6 +236,26 @@ not subPaths, so that the kubelet updates a rotated Secret and both re-read it.
 {{- end }}
 {{- end }}
 
+{{/*
+The audit's share of the webhook's other credentials (webhook.registry): Amazon ECR tokens and
+the running pods' own imagePullSecrets, under the operator's registry_* settings.
+*/}}
+{{- define "mamori.registry.auditEnv" -}}
+{{- $registry := .Values.webhook.registry -}}
+{{- if $registry.ecr.enabled }}
+- name: MAMORI_REGISTRY_ECR_CREDENTIALS
+  value: "true"
+{{- with $registry.ecr.endpoint }}
+- name: MAMORI_REGISTRY_ECR_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- if $registry.podPullSecrets }}
+- name: MAMORI_REGISTRY_POD_PULL_SECRETS
+  value: "true"
+{{- end }}
+{{- end }}
+
 {{- define "mamori.registry.volumeMounts" -}}
 {{- $registry := .Values.webhook.registry -}}
 {{- if $registry.caBundle.name }}

@@ -181,7 +181,7 @@ class Auditor:
                 continue
             pod_evidence = None
             if evidence is not None and evidence.needs(pod.namespace, namespace_labels):
-                pod_evidence = evidence.for_pod(RunningDigests.of(pod.images))
+                pod_evidence = evidence.for_pod(RunningDigests.of(pod.images), pod)
             violations = self._judge(pod, policies, namespace_labels, pod_evidence)
             if pod_evidence is not None and pod_evidence.deferred:
                 # the pass ran out of time for registries: the last verdict stands until then

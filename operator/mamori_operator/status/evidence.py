@@ -14,9 +14,12 @@ scanned image is judged again within those bounds; a pod whose policies need no 
 no stamp and costs no more than before.
 
 Signature answers are kept here (with the moment they stop counting), not in the registry
-layer: a verdict then never outlives the answer it rests on. An audit pass spends at most
-``pass_budget`` seconds asking registries: a pod it could not get to keeps its previous verdict
-and is judged in the next pass (no false finding for lack of time).
+layer: a verdict then never outlives the answer it rests on. With pods' own credentials
+(:class:`PodAskers`: their imagePullSecrets), a refusal is kept per identity that got it, so a
+pod without a Secret never lends its refusal to one with it; a verified signature is about the
+digest, whoever asked. An audit pass spends at most ``pass_budget`` seconds asking registries: a
+pod it could not get to keeps its previous verdict and is judged in the next pass (no false
+finding for lack of time).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from mamori.scans import InvalidImageScan, ScanResult, scan_result_from_object
 from mamori.supplychain.digest_cache import DigestCache
 from mamori.supplychain.lookup import DigestAnswer, SignatureAnswer
 from mamori.supplychain.requirements import SignatureRequirement
-from mamori_operator.state.cluster import ClusterState, ImageScanRecord
+from mamori_operator.state.cluster import ClusterState, ImageScanRecord, PodRecord
 from mamori_operator.status.running_images import RunningDigests
 
 logger = logging.getLogger(__name__)
@@ -47,7 +50,8 @@ class RegistryAsker(Protocol):
     """One pod's questions to registries, within its own time (a
     :class:`~mamori.supplychain.live.RequestLookup`); ``calls`` counts round trips started."""
 
-    calls: int
+    @property
+    def calls(self) -> int: ...
 
     def digest(self, reference: ImageReference) -> DigestAnswer: ...
 
@@ -58,6 +62,16 @@ class RegistryAsker(Protocol):
 
 AskerFactory = Callable[[float], RegistryAsker]
 """A :class:`RegistryAsker` that stops asking at the given time (``time.monotonic``)."""
+
+
+class PodAskers(Protocol):
+    """Registry askers with one pod's own credentials (the Secrets it names)."""
+
+    def asker(self, until: float, pod: PodRecord) -> RegistryAsker:
+        """As :data:`AskerFactory`, asking as ``pod``'s identity."""
+
+    def whose(self, pod: PodRecord) -> str:
+        """Whose credentials ``pod``'s askers use; "" for the operator's own."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +121,7 @@ class AuditEvidence:
         state: ClusterState,
         *,
         ask: AskerFactory,
+        pods: PodAskers | None = None,
         times: EvidenceTimes | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime.datetime] = utc_now,
@@ -114,6 +129,7 @@ class AuditEvidence:
         self.state = state
         self.times = times or EvidenceTimes()
         self._ask = ask
+        self._pods = pods
         self._clock = clock
         self._wall_clock = wall_clock
         limit = self.times.max_entries
@@ -134,18 +150,31 @@ class AuditEvidence:
     def clock(self) -> float:
         return self._clock()
 
-    def ask(self, until: float) -> RegistryAsker:
+    def ask(self, until: float, pod: PodRecord | None = None) -> RegistryAsker:
+        if pod is not None and self._pods is not None:
+            return self._pods.asker(until, pod)
         return self._ask(until)
 
-    def kept_signature(self, key: str) -> _Kept | None:
-        return self._verified.get(key) or self._refused.get(key)
+    def whose(self, pod: PodRecord | None) -> str:
+        return self._pods.whose(pod) if pod is not None and self._pods is not None else ""
 
-    def keep_signature(self, key: str, answer: SignatureAnswer) -> float:
-        """Keep ``answer``; return when it stops counting."""
+    def kept_signature(self, key: str, whose: Callable[[], str] = lambda: "") -> _Kept | None:
+        """A verified answer (anyone's), else a refusal ``whose()`` identity got."""
+        return self._verified.get(key) or self._refused.get(_refusal_key(key, whose()))
+
+    def keep_signature(self, key: str, answer: SignatureAnswer, whose: str = "") -> float:
+        """Keep ``answer`` (a refusal as ``whose``'s); return when it stops counting."""
         ttl = self.times.verified_ttl if answer.verified else self.times.refused_ttl
         expires = self._clock() + ttl
-        (self._verified if answer.verified else self._refused).put(key, _Kept(answer, expires))
+        if answer.verified:
+            self._verified.put(key, _Kept(answer, expires))
+        else:
+            self._refused.put(_refusal_key(key, whose), _Kept(answer, expires))
         return expires
+
+
+def _refusal_key(key: str, whose: str) -> str:
+    return f"{key}|{whose}" if whose else key
 
 
 class AuditPass:
@@ -195,8 +224,9 @@ class AuditPass:
         state = self.evidence.state
         return all(state.image_scan(digest) is record for digest, record in stamp.scans)
 
-    def for_pod(self, running: RunningDigests) -> PodEvidence:
-        return PodEvidence(self, running)
+    def for_pod(self, running: RunningDigests, pod: PodRecord | None = None) -> PodEvidence:
+        """``pod``: whose credentials its registry questions use (see :class:`PodAskers`)."""
+        return PodEvidence(self, running, pod)
 
     def out_of_time(self) -> bool:
         return self.evidence.clock() >= self.deadline
@@ -242,9 +272,13 @@ class PodEvidence:
     questions were answered: its verdict is not to be trusted, nor kept.
     """
 
-    def __init__(self, audit_pass: AuditPass, running: RunningDigests) -> None:
+    def __init__(
+        self, audit_pass: AuditPass, running: RunningDigests, pod: PodRecord | None = None
+    ) -> None:
         self._pass = audit_pass
         self._running = running
+        self._pod = pod
+        self._whose: str | None = None
         self._asker: RegistryAsker | None = None
         self._asker_until = 0.0
         self._expires = math.inf
@@ -303,7 +337,7 @@ class PodEvidence:
     ) -> SignatureAnswer:
         evidence = self._pass.evidence
         key = f"{reference.registry}/{reference.path}@{digest}#{requirement.fingerprint}"
-        kept = evidence.kept_signature(key)
+        kept = evidence.kept_signature(key, self._identity)
         if kept is not None:
             self._until(kept.expires)
             return kept.answer
@@ -317,8 +351,13 @@ class PodEvidence:
             self._until(evidence.clock())
             self.deferred = self.deferred or self._pass.out_of_time()
             return answer
-        self._until(evidence.keep_signature(key, answer))
+        self._until(evidence.keep_signature(key, answer, self._identity()))
         return answer
+
+    def _identity(self) -> str:
+        if self._whose is None:
+            self._whose = self._pass.evidence.whose(self._pod)
+        return self._whose
 
     def _ask(self) -> RegistryAsker:
         if self._asker is None:
@@ -326,7 +365,7 @@ class PodEvidence:
             self._asker_until = min(
                 evidence.clock() + evidence.times.pod_budget, self._pass.deadline
             )
-            self._asker = evidence.ask(self._asker_until)
+            self._asker = evidence.ask(self._asker_until, self._pod)
         return self._asker
 
     def _until(self, moment: float) -> None:
