@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -205,12 +206,21 @@ class Cluster:
 
 class Operator:
     def __init__(
-        self, kubeconfig: Path, *, workers: int, arena_max: int, log: Path, trace: Path | None
+        self,
+        kubeconfig: Path,
+        *,
+        workers: int,
+        arena_max: int,
+        log: Path,
+        trace: Path | None,
+        lazy_client: bool = False,
     ) -> None:
         self.port = free_port()
         self._log = log.open("w")
         self.trace = trace
         entry = ["bench.operator.traced", str(trace)] if trace else ["mamori.cli"]
+        if lazy_client and not trace:
+            entry = ["bench.operator.lazy_client"]
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -233,6 +243,7 @@ class Operator:
                 **os.environ,
                 "NO_PROXY": "127.0.0.1,localhost",
                 **({"MALLOC_ARENA_MAX": str(arena_max)} if arena_max else {}),
+                **({"MAMORI_BENCH_LAZY_CLIENT": "1"} if lazy_client else {}),
             },
         )
 
@@ -282,6 +293,78 @@ class Operator:
         self._log.close()
 
 
+class Timeline:
+    """The operator's resident set and CPU, and the control plane's CPU, every ``every``
+    seconds from the operator's start, with the counters the convergence check last read: where
+    the peak happens (start-up, listing, patching, steady state) and what was running then."""
+
+    def __init__(
+        self,
+        operator: Operator,
+        control_plane: list[int],
+        every: float = 0.25,
+        out: Path | None = None,
+        label: dict[str, int] | None = None,
+    ) -> None:
+        self.operator = operator
+        self.out = out  # each sample is appended as it is taken: a run cut short keeps them
+        self.label = label or {}
+        self.control_plane = control_plane
+        self.every = every
+        self.samples: list[dict[str, float]] = []
+        self.counters: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._started = time.monotonic()
+        self._cp_cpu = sum(cpu_seconds(pid) for pid in control_plane)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def note(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Remember the counters of a metrics read (returns them, for use in predicates)."""
+        if metrics:
+            self.counters = {
+                "patches": pod_patches(metrics),
+                "events": events(metrics),
+                "calls": calls(metrics),
+            }
+        return metrics
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                rss, peak = self.operator.memory_kib()
+                operator_cpu = cpu_seconds(self.operator.process.pid)
+            except (OSError, KeyError):
+                return
+            sample = {
+                "t": round(time.monotonic() - self._started, 2),
+                "rss_mib": round(rss / 1024, 1),
+                "peak_mib": round(peak / 1024, 1),
+                "operator_cpu": round(operator_cpu, 2),
+                "control_plane_cpu": round(
+                    sum(cpu_seconds(pid) for pid in self.control_plane) - self._cp_cpu, 2
+                ),
+                **self.counters,
+            }
+            self.samples.append(sample)
+            if self.out is not None:
+                with self.out.open("a") as stream:
+                    stream.write(json.dumps({**self.label, **sample}) + "\n")
+
+    def stop(self) -> list[dict[str, float]]:
+        self._stop.set()
+        self._thread.join(5)
+        return self.samples
+
+
+def peak_moment(samples: list[dict[str, float]]) -> dict[str, float]:
+    """The first sample at the final peak (what the operator was doing when it peaked)."""
+    if not samples:
+        return {}
+    top = samples[-1]["peak_mib"]
+    return next(s for s in samples if s["peak_mib"] >= top)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (from /proc, in clock ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -324,6 +407,8 @@ def run(
     arena_max: int,
     trace: Path | None = None,
     fill_workers: int = 16,
+    timeline_file: Path | None = None,
+    lazy_client: bool = False,
 ) -> dict[str, Any]:
     total_pods = namespaces * pods_per_namespace
     load_before = os.getloadavg()
@@ -376,13 +461,15 @@ def run(
             arena_max=arena_max,
             log=Path(scratch) / "operator.log",
             trace=trace,
+            lazy_client=lazy_client,
         )
+        timeline = Timeline(operator, list(cp.pids), out=timeline_file, label={"pods": total_pods})
         try:
             started = time.monotonic()
             control_plane_cpu = sum(cpu_seconds(pid) for pid in cp.pids)
             wait(
                 lambda: (
-                    (m := operator.metrics())
+                    (m := timeline.note(operator.metrics()))
                     and pod_patches(m) >= total_pods
                     and m.get("mamori_operator_network_policy_repairs_total", 0) == 0
                     and cluster_converged(cluster, namespaces, m)
@@ -447,6 +534,7 @@ def run(
             )
             after_new = operator.metrics()
         finally:
+            samples = timeline.stop()
             operator.stop()
 
         # a restart: every pod already carries its scan status, every NetworkPolicy is there
@@ -456,6 +544,7 @@ def run(
             arena_max=arena_max,
             log=Path(scratch) / "operator-restarted.log",
             trace=None,
+            lazy_client=lazy_client,
         )
         try:
             started = time.monotonic()
@@ -484,6 +573,7 @@ def run(
         "distinct_images": IMAGES,
         "operator_workers": workers,
         "malloc_arena_max": arena_max or "default",
+        "lazy_kubernetes_client": lazy_client,
         "setup_seconds": round(setup_seconds, 1),
         "converge_seconds": round(converge_seconds, 1),
         "operator_cpu_seconds_at_convergence": round(operator_cpu, 1),
@@ -495,6 +585,9 @@ def run(
         "policy_status_violations": status["violations"]["pods"],
         "rss_mib_at_convergence": round(rss / 1024, 1),
         "peak_rss_mib": round(peak / 1024, 1),
+        "peak_rss_reached": peak_moment(
+            [sample for sample in samples if sample["t"] <= converge_seconds + 1]
+        ),
         "cold_start": {
             "pod_events": events(cold),
             "api_calls": calls(cold),
@@ -577,12 +670,34 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=8, help="operator handler threads")
     parser.add_argument(
+        "--timeline",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="append the operator's RSS, CPU and counters every 0.25 s (JSON lines) to FILE",
+    )
+    parser.add_argument(
         "--arena-max",
         type=int,
         default=0,
         help="MALLOC_ARENA_MAX for the operator (glibc keeps one arena per thread by default)",
     )
+    parser.add_argument(
+        "--gc",
+        action="store_true",
+        help="with --trace: only time the operator's cyclic garbage collector (full speed)",
+    )
+    parser.add_argument(
+        "--lazy-kubernetes-client",
+        action="store_true",
+        help="start the operator with the kubernetes client's generated API classes and models "
+        "imported on first use (mamori_operator.memory.import_kubernetes_client_lazily)",
+    )
     args = parser.parse_args(argv)
+    if args.gc:
+        if args.trace is None:
+            parser.error("--gc needs --trace FILE (where the collector's figures go)")
+        os.environ["MAMORI_BENCH_PROFILE"] = "gc"  # read by bench/operator/traced.py
     if args.profile:
         if args.trace is None:
             parser.error("--profile needs --trace FILE (where the statistics go)")
@@ -595,6 +710,8 @@ def main(argv: list[str] | None = None) -> int:
             arena_max=args.arena_max,
             trace=args.trace,
             fill_workers=args.fill_workers,
+            timeline_file=args.timeline,
+            lazy_client=args.lazy_kubernetes_client,
         )
         print(json.dumps(result, indent=2), flush=True)
         print(summary(result), file=sys.stderr, flush=True)

@@ -7,7 +7,9 @@ the process appends to FILE and removes the request: the traced heap now and at 
 top allocation sites, the number of live asyncio tasks and threads, and the most numerous
 objects. Tracing slows the operator down: converge times come from untraced runs. With
 ``MAMORI_BENCH_PROFILE=1`` it profiles every thread's CPU time with cProfile instead (no
-tracemalloc) and appends the merged statistics (yappi and py-spy are not installed here).
+tracemalloc) and appends the merged statistics (yappi and py-spy are not installed here);
+with ``MAMORI_BENCH_PROFILE=gc`` it only times the cyclic collector (no tracing, no profiling:
+the operator runs at full speed). Every dump starts with the collector's line.
 
 Run: ``python -m bench.operator.traced FILE operator --kubeconfig …`` (arguments after FILE go
 to ``mamori.cli``).
@@ -22,6 +24,7 @@ import io
 import os
 import pstats
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -29,6 +32,53 @@ from collections import Counter
 from pathlib import Path
 
 TOP = 25
+GC_SECONDS = [0.0, 0.0, 0.0]  # CPU time in the cyclic collector, by generation
+_gc_started = [0.0]
+
+
+def time_collections(phase: str, info: dict[str, int]) -> None:
+    """gc.callbacks hook: how much of the operator's time the cyclic collector takes."""
+    if phase == "start":
+        _gc_started[0] = time.thread_time()
+    else:
+        GC_SECONDS[info["generation"]] += time.thread_time() - _gc_started[0]
+
+
+def allocator_lines() -> str:
+    """pymalloc's own account (arenas mapped, blocks in use, free space in partly used pools):
+    how much of the resident set is fragmentation rather than live objects."""
+    with tempfile.TemporaryFile() as capture:
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode(errors="replace")
+    wanted = (
+        "# arenas allocated current",
+        "# bytes in allocated",
+        "# bytes in available",
+        "unused pools",
+    )
+    lines = [
+        line for line in text.splitlines() if line.startswith(wanted) or "unused pools" in line
+    ]
+    return "pymalloc: " + "; ".join(" ".join(line.split()) for line in lines)
+
+
+def gc_line() -> str:
+    stats = gc.get_stats()
+    return (
+        "gc: "
+        + ", ".join(
+            f"gen{n} {s['collections']} collections {GC_SECONDS[n]:.2f}s"
+            for n, s in enumerate(stats)
+        )
+        + f"; tracked objects {len(gc.get_objects())}, frozen {gc.get_freeze_count()}"
+    )
 
 
 def dump(out: Path) -> None:
@@ -42,6 +92,7 @@ def dump(out: Path) -> None:
     lines = [
         f"traced now {current / 2**20:.1f} MiB, traced peak {peak / 2**20:.1f} MiB",
         f"live asyncio tasks {tasks}, threads {threading.active_count()}",
+        gc_line(),
         "gc objects by type: "
         + ", ".join(f"{name} {count}" for name, count in kinds.most_common(12)),
         "top allocation sites (file):",
@@ -77,17 +128,19 @@ def dump_profiles(profiles: list[cProfile.Profile], out: Path) -> None:
     stats = pstats.Stats(profiles[0], stream=stream)
     for profile in profiles[1:]:
         stats.add(profile)
+    stats.dump_stats(str(out) + ".pstats")  # the whole table, for pstats or snakeviz
     stats.sort_stats("tottime").print_stats(40)
     stats.sort_stats("cumulative").print_stats(60)
     with out.open("a") as target:
-        target.write(stream.getvalue())
+        target.write(gc_line() + "\n" + stream.getvalue())
 
 
 def main() -> int:
     out = Path(sys.argv[1])
-    profiling = os.environ.get("MAMORI_BENCH_PROFILE") == "1"
-    profiles = profile_every_thread() if profiling else []
-    if not profiling:
+    mode = os.environ.get("MAMORI_BENCH_PROFILE", "")
+    gc.callbacks.append(time_collections)
+    profiles = profile_every_thread() if mode == "1" else []
+    if not mode:
         tracemalloc.start(1)
 
     request = out.with_name(out.name + ".request")
@@ -98,11 +151,18 @@ def main() -> int:
             if request.exists():
                 if profiles:
                     dump_profiles(profiles, out)
+                elif mode == "gc":
+                    with out.open("a") as stream:
+                        stream.write(gc_line() + "\n" + allocator_lines() + "\n")
                 else:
                     dump(out)
                 request.unlink()
 
     threading.Thread(target=answer_requests, name="trace-dumper", daemon=True).start()
+    if os.environ.get("MAMORI_BENCH_LAZY_CLIENT") == "1":  # bench --lazy-kubernetes-client
+        from mamori_operator.memory import import_kubernetes_client_lazily
+
+        import_kubernetes_client_lazily()
     from mamori.cli import main as cli_main
 
     return int(cli_main(sys.argv[2:]) or 0)

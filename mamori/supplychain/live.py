@@ -36,6 +36,7 @@ from mamori.supplychain.lookup import (
 )
 from mamori.supplychain.registry import Credentials, RegistryClient, RegistryError
 from mamori.supplychain.requirements import SignatureRequirement
+from mamori.supplychain.single_flight import SingleFlight
 from mamori.supplychain.verdicts import Malformed, NotSigned, UnknownKey, Untrusted, Verified
 
 CredentialsFor = Callable[[ImageReference], "Credentials | None"]
@@ -97,6 +98,9 @@ class RegistryEvidence:
         )
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
+        # One verification per digest and key set at a time: threads whose kept answer expired
+        # together share the answer of the one that asks (single_flight.py).
+        self.verifying: SingleFlight[SignatureAnswer] = SingleFlight()
         # Whole answers per image (digest and every requirement's verdict), each kept until the
         # first of its parts would leave its own cache: the same images come back with every
         # replica and rollout, and one look-up then answers what took a dozen.
@@ -360,13 +364,17 @@ class RequestLookup:
         problem = self._out_of_time()
         if problem:
             return SignatureAnswer(False, f"it could not be checked: {problem}")
-        self.calls += 1
         started = time.perf_counter()
         try:
-            answer = self._verify(reference, digest, requirement)
+            answer, shared = self._evidence.verifying.run(
+                key, lambda: self._verify(reference, digest, requirement), wait=self._left()
+            )
+            self.calls += not shared
         except RegistryError as error:
+            self.calls += 1
             answer = SignatureAnswer(False, f"it could not be checked: {_registry_problem(error)}")
         except CredentialsError as error:
+            self.calls += 1
             answer = SignatureAnswer(
                 False, f"it could not be checked: no registry credentials: {error}"
             )

@@ -60,6 +60,7 @@ from mamori.supplychain.challenges import (
     token_request_target,
 )
 from mamori.supplychain.digest_cache import DigestCache
+from mamori.supplychain.single_flight import SingleFlight
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -409,6 +410,9 @@ class RegistryClient:
         self._whos: OrderedDict[Credentials, str] = OrderedDict()
         self._keys: OrderedDict[tuple[ImageReference, Credentials | None], str] = OrderedDict()
         self._whos_lock = threading.Lock()
+        # One HEAD per tag and credentials at a time: threads that miss the same expired tag
+        # share the answer of the one that asks.
+        self._resolving: SingleFlight[Resolution] = SingleFlight()
 
     def close(self) -> None:
         """Close the kept connections (the client stays usable: it opens new ones)."""
@@ -435,8 +439,16 @@ class RegistryClient:
         cached = self.cache.get(key)
         if cached is not None:
             return Resolution(reference, cached.digest, cached.media_type, cached=True)
-        resolution = self._ask(reference, credentials, str(reference), time_left)
-        self.cache.put(key, resolution)
+
+        def ask() -> Resolution:
+            resolution = self._ask(reference, credentials, str(reference), time_left)
+            self.cache.put(key, resolution)
+            return resolution
+
+        wait = self._config.deadline if time_left is None else min(self._config.deadline, time_left)
+        resolution, shared = self._resolving.run(key, ask, wait=wait)
+        if shared:  # another thread's request: none was sent for this call
+            return Resolution(reference, resolution.digest, resolution.media_type, cached=True)
         return resolution
 
     def cached(

@@ -20,6 +20,7 @@ from mamori.kubeconfig import load_client_configuration
 from mamori_operator.api.kube import Kube
 from mamori_operator.api.leadership import LeaseElector
 from mamori_operator.config import OperatorConfig
+from mamori_operator.memory import freeze_startup_objects
 from mamori_operator.metrics import Metrics
 
 if TYPE_CHECKING:  # kopf types the identity with a NewType it does not export
@@ -85,6 +86,10 @@ def run_operator(
             # signal instead, that thread must be released or asyncio.run() never returns.
             stop.set()
 
+    if threading.current_thread() is threading.main_thread():
+        # the process is this operator: what it imported lives until exit (see memory.py);
+        # tests that run operators in threads keep their own collector as it is
+        freeze_startup_objects()
     try:
         asyncio.run(operate())
     finally:
