@@ -3,6 +3,10 @@
 # for `mamori webhook` and a no-op floor on the same server stack. Loopback only, bounded in time
 # (about 90 s). Needs Debian's wrk and hey; installs them when run as root with apt-get.
 # Usage: bash bench/admission/run.sh [--duration 15] [--rate 500] [--json FILE] ...
+#   [--policy FILE] [--review FILE] [--webhook-arg '--registry-ca-file FILE'] ...: the webhook
+#   with another policy, review or flags;
+#   --signatures: the webhook with and without spec.imageSignatures on the loopback registry
+#   (needs `make supplychain`; ~8 min at the defaults), see bench/admission/served_signatures.py.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if ! command -v wrk >/dev/null || ! command -v hey >/dev/null; then

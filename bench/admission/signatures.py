@@ -77,6 +77,11 @@ TODAY_COLUMN = "today"
 def policy(address: str, *, digests: bool, signatures: Signed | None) -> Policy:
     """The admission benchmark's production policy, trusting the loopback registry too;
     ``digests``: requireImageDigest (off for the by-tag reviews, which it would deny)."""
+    return parse_policy(policy_document(address, digests=digests, signatures=signatures))
+
+
+def policy_document(address: str, *, digests: bool, signatures: Signed | None) -> dict[str, Any]:
+    """:func:`policy` as the ClusterSecurityPolicy document (what a served webhook loads)."""
     document = copy.deepcopy(payload.POLICY)
     spec = document["spec"]
     spec["trustedRegistries"] = [*spec["trustedRegistries"], address]
@@ -97,7 +102,7 @@ def policy(address: str, *, digests: bool, signatures: Signed | None) -> Policy:
                 }
             )
         spec["imageSignatures"] = entries
-    return parse_policy(document)
+    return document
 
 
 def review_body(images: Sequence[str] | None) -> bytes:
