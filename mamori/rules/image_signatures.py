@@ -44,11 +44,16 @@ def check_image_signatures(
     findings: list[Finding] = []
     if registry is None:
         return findings
-    from mamori.supplychain.lookup import answers_for  # loaded with registry access only
+    # loaded with registry access only
+    from mamori.supplychain.lookup import answers_for, remember_verified, seen_verified
 
-    covered = []
     entries = settings.signatures
-    for container, image, reference in pod.parsed_images():
+    parsed = pod.parsed_images()
+    references = [reference for _, _, reference in parsed]
+    if seen_verified(registry, entries, references):
+        return findings  # the same images, all verified, and every answer still counts
+    covered = []
+    for container, image, reference in parsed:
         requirements = tuple([entry for entry in entries if entry.covers(reference)])
         if requirements:
             covered.append((container, image, reference, requirements))
@@ -85,6 +90,8 @@ def check_image_signatures(
                     f"it accepts {requirement.accepted}); {HOW_TO_FIX}",
                 )
             )
+    if not findings:
+        remember_verified(registry, entries, references, len(covered))
     return findings
 
 

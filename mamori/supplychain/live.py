@@ -41,6 +41,8 @@ from mamori.supplychain.verdicts import Malformed, NotSigned, UnknownKey, Untrus
 
 CredentialsFor = Callable[[ImageReference], "Credentials | None"]
 AnswersKey = tuple[ImageReference, tuple[str, ...], "Credentials | None"]
+PodKey = tuple[tuple[str, ...], tuple[ImageReference, ...], tuple["Credentials | None", ...]]
+"""The coverage of a policy's entries, a pod's images, and whose credentials resolve its tags."""
 """An image, the fingerprints of the requirements asked of it, and for a tag whose
 credentials resolved it (a digest is the same for everyone; a tag's answer is not shared)."""
 
@@ -108,6 +110,10 @@ class RegistryEvidence:
         self._answers_lock = threading.Lock()
         self.answers_hits = 0
         self.answers_misses = 0
+        # Pods whose every covered image was verified, until the first of those images' whole
+        # answers ends: replicas and rollouts send the same images again and again, and one
+        # look-up then answers the pod (no entry matched per image, no answer per image).
+        self._pods: dict[PodKey, tuple[float, int]] = {}
 
     def executor(self) -> ThreadPoolExecutor:
         """The threads that ask registries ahead of a review's rules, made on first use (in a
@@ -133,13 +139,14 @@ class RegistryEvidence:
     def remaining(self, until: float) -> float:
         return until - self._clock()
 
-    def kept_answers(self, key: AnswersKey) -> ImageAnswers | None:
-        """An image's whole answers while every part of them still counts; None: ask."""
+    def kept_answers(self, key: AnswersKey) -> tuple[float, ImageAnswers] | None:
+        """An image's whole answers, and until when they count, while every part of them
+        still counts; None: ask."""
         kept = self._answers.get(key)
         if kept is not None:
             if self._clock() < kept[0]:
                 self.answers_hits += 1
-                return kept[1]
+                return kept
             with self._answers_lock:
                 self._answers.pop(key, None)
         self.answers_misses += 1
@@ -152,6 +159,25 @@ class RegistryEvidence:
             self._answers[key] = (until, answers)
             while len(self._answers) > self.config.max_entries:
                 del self._answers[next(iter(self._answers))]  # the oldest kept
+
+    def verified_pod(self, key: PodKey) -> int | None:
+        """How many images of a pod were all verified, while every one's whole answer still
+        counts; None: judge them image by image."""
+        kept = self._pods.get(key)
+        if kept is not None:
+            if self._clock() < kept[0]:
+                return kept[1]
+            with self._answers_lock:
+                self._pods.pop(key, None)
+        return None
+
+    def keep_verified_pod(self, key: PodKey, covered: int, until: float) -> None:
+        if self.config.max_entries == 0:
+            return
+        with self._answers_lock:
+            self._pods[key] = (until, covered)
+            while len(self._pods) > self.config.max_entries:
+                del self._pods[next(iter(self._pods))]  # the oldest kept
 
     def signature_expires(self, key: str, answer: SignatureAnswer) -> float | None:
         """When a kept signature answer stops counting; None when it was not kept (a failure)."""
@@ -179,6 +205,7 @@ class RequestLookup:
         self._exhausted = False
         self._waited = 0.0
         self._timing = False  # inside answer_all, which times its own asking
+        self._answered_until: float | None = None  # the last answer_all's answers, together
 
     def report(self) -> LookupReport:
         """What this review's lookup did (for the webhook's metrics)."""
@@ -191,13 +218,17 @@ class RequestLookup:
         answers: list[ImageAnswers | None] = []
         missing: list[int] = []
         keys: list[AnswersKey | None] = []
+        ends: list[float | None] = []
         for reference, requirements in questions:
             key = self._answers_key(reference, requirements)
             kept = None if key is None else evidence.kept_answers(key)
             if kept is None:
                 missing.append(len(answers))
+                answers.append(None)
+            else:
+                ends.append(kept[0])
+                answers.append(kept[1])
             keys.append(key)
-            answers.append(kept)
         self._kept += len(questions) - len(missing)
         if missing:
             self._asked += len(missing)
@@ -210,14 +241,52 @@ class RequestLookup:
                     found = ask_in_turn(self, reference, requirements)
                     answers[i] = found
                     key = keys[i]
+                    until = None
                     if key is not None:
                         until = self._kept_until(reference, requirements, found, key[2])
                         if until is not None:
                             evidence.keep_answers(key, found, until)
+                    ends.append(until)
             finally:
                 self._timing = False
                 self._waited += time.perf_counter() - started
+        # until when all of these answers count together (None: some part is not kept)
+        self._answered_until = None if None in ends else min(ends, default=None)  # type: ignore[type-var]
         return [answer for answer in answers if answer is not None]
+
+    def verified_before(
+        self, entries: Sequence[SignatureRequirement], references: Sequence[ImageReference]
+    ) -> bool:
+        """Whether a pod of these images was found all verified under these entries, and every
+        image's whole answer still counts (then the rule has nothing to say)."""
+        key = self._pod_key(entries, references)
+        covered = None if key is None else self._evidence.verified_pod(key)
+        if covered is None:
+            return False
+        self._kept += covered
+        return True
+
+    def remember_verified(
+        self,
+        entries: Sequence[SignatureRequirement],
+        references: Sequence[ImageReference],
+        covered: int,
+    ) -> None:
+        """The pod's ``covered`` images were all verified by the last :meth:`answer_all`: keep
+        that until the first of their whole answers ends (not at all if one is not kept)."""
+        until = self._answered_until
+        key = self._pod_key(entries, references)
+        if until is not None and key is not None:
+            self._evidence.keep_verified_pod(key, covered, until)
+
+    def _pod_key(
+        self, entries: Sequence[SignatureRequirement], references: Sequence[ImageReference]
+    ) -> PodKey | None:
+        try:
+            whose = tuple([self._credentials_for(r) for r in references if r.digest is None])
+        except CredentialsError:
+            return None
+        return (tuple([entry.coverage for entry in entries]), tuple(references), whose)
 
     def _answers_key(
         self, reference: ImageReference, requirements: Sequence[SignatureRequirement]

@@ -90,6 +90,30 @@ def answers_for(registry: RegistryLookup, questions: Questions) -> list[ImageAns
     return [ask_in_turn(registry, reference, requirements) for reference, requirements in questions]
 
 
+def seen_verified(
+    registry: RegistryLookup,
+    entries: Sequence[SignatureRequirement],
+    references: Sequence[ImageReference],
+) -> bool:
+    """Whether a lookup that keeps whole pods (``verified_before``: the webhook's) found these
+    images all verified under these entries, with every answer still counting."""
+    verified_before = getattr(registry, "verified_before", None)
+    return verified_before is not None and bool(verified_before(entries, references))
+
+
+def remember_verified(
+    registry: RegistryLookup,
+    entries: Sequence[SignatureRequirement],
+    references: Sequence[ImageReference],
+    covered: int,
+) -> None:
+    """Tell a lookup that keeps whole pods that its last answers verified all ``covered``
+    images of these (a lookup that does not, ignores it)."""
+    remember = getattr(registry, "remember_verified", None)
+    if remember is not None:
+        remember(entries, references, covered)
+
+
 def ask_in_turn(
     registry: RegistryLookup,
     reference: ImageReference,

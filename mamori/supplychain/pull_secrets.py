@@ -46,6 +46,8 @@ from mamori.supplychain.lookup import (
     SignatureAnswer,
     answers_for,
     ask_ahead,
+    remember_verified,
+    seen_verified,
 )
 from mamori.supplychain.registry import Credentials
 from mamori.supplychain.requirements import SignatureRequirement
@@ -334,6 +336,19 @@ class NotedLookup:
             s if s.verified else s._replace(detail=f"{s.detail}; {note}") for s in found.signatures
         )
         return ImageAnswers(digest, signatures)
+
+    def verified_before(
+        self, entries: Sequence[SignatureRequirement], references: Sequence[ImageReference]
+    ) -> bool:
+        return seen_verified(self._lookup, entries, references)  # all verified: no notes
+
+    def remember_verified(
+        self,
+        entries: Sequence[SignatureRequirement],
+        references: Sequence[ImageReference],
+        covered: int,
+    ) -> None:
+        remember_verified(self._lookup, entries, references, covered)
 
     def report(self) -> LookupReport:
         report = getattr(self._lookup, "report", None)

@@ -32,6 +32,9 @@ class SignatureRequirement:
     cosign_keys: tuple[PublicKey, ...] = ()
     notation: NotationTrust | None = None
     fingerprint: str = field(init=False, compare=False)
+    coverage: str = field(init=False, repr=False, compare=False)
+    """What decides a verdict: the images covered and the keys trusted (not the entry's place,
+    which only messages name): two entries with the same coverage judge an image alike."""
     _matcher: TrustedRegistries = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -42,6 +45,7 @@ class SignatureRequirement:
             trusted.append(f"notation:{self.notation.fingerprint}")
         digest = hashlib.sha256("\n".join(trusted).encode()).hexdigest()
         object.__setattr__(self, "fingerprint", digest[:32])
+        object.__setattr__(self, "coverage", f"{digest[:32]} {self.listing}")
 
     def covers(self, reference: ImageReference) -> bool:
         return self._matcher.trusts(reference)

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from mamori.engine import evaluate
 from mamori.images import ImageReference, parse_reference
+from mamori.policy import Policy, load_policies
 from mamori.supplychain.cosign import load_public_keys
 from mamori.supplychain.credentials import MalformedPullSecret
 from mamori.supplychain.digest_cache import DigestCache
@@ -38,6 +40,7 @@ from tests.unit.test_cosign_verify import (
     sign,
     simple_signing_payload,
 )
+from tests.webhook.reviews import pod_spec, policy_document, workload
 
 SIGNED = "sha256:" + "1" * 64
 UNSIGNED = "sha256:" + "2" * 64
@@ -519,3 +522,77 @@ def test_kept_whole_answers_are_bounded(kept_world: World) -> None:
     assert (ref(f"@{digests[0]}"), (TRUSTING_SIGNER.fingerprint,), None) not in (
         world.evidence._answers
     )
+
+
+# --- whole pods: every image verified, kept until the first image's answer ends ------------------
+
+
+def signing_policy(key: object = SIGNER) -> Policy:
+    document = policy_document(
+        "signed",
+        enforcement="Enforce",
+        podSecurity="privileged",
+        imageSignatures=[{"images": [REPOSITORY], "cosign": {"publicKeys": [pem(key).decode()]}}],
+    )
+    (policy,) = load_policies([document])
+    return policy
+
+
+def judged(world: World, *images: str, policy: Policy | None = None) -> tuple[bool, RequestLookup]:
+    """Whether a review of a Pod with ``images`` is allowed, and the review's lookup."""
+    lookup = world.review()
+    decision = evaluate(
+        workload("Pod", spec=pod_spec(*images)), [policy or signing_policy()], registry=lookup
+    )
+    assert decision is not None
+    return decision.allowed, lookup
+
+
+POD = (f"{REPOSITORY}@{SIGNED}", f"{REPOSITORY}:1.0")
+
+
+def test_a_pod_seen_all_verified_is_answered_whole_without_a_call(kept_world: World) -> None:
+    world = kept_world
+    allowed, first = judged(world, *POD)
+    assert allowed and first.report().asked == 2
+    asked = len(world.client.calls)
+    world.asked_credentials.clear()
+    allowed, again = judged(world, *POD)
+    assert allowed
+    assert again.report() == LookupReport(kept=2, asked=0, calls=0, exhausted=False, waited=0.0)
+    assert len(world.client.calls) == asked
+    assert world.evidence.answers_hits == 0  # not even the images' whole answers were looked up
+    assert world.asked_credentials == [f"{REPOSITORY}:1.0"]  # the tag's: part of the pod's key
+
+
+def test_a_kept_pod_ends_with_its_tag_and_a_moved_tag_is_denied(kept_world: World) -> None:
+    world = kept_world
+    assert judged(world, *POD)[0]
+    world.client.tags["app:1.0"] = UNSIGNED
+    world.clock.advance(TAG_TTL - 1)
+    assert judged(world, *POD)[0]  # within the tag's lifetime, as for any cached tag
+    world.clock.advance(2)
+    assert not judged(world, *POD)[0]
+
+
+def test_a_pod_with_a_finding_is_never_kept_whole(kept_world: World) -> None:
+    world = kept_world
+    pod = (f"{REPOSITORY}@{SIGNED}", f"{REPOSITORY}@{UNSIGNED}")
+    assert not judged(world, *pod)[0]
+    assert not judged(world, *pod)[0]
+    assert world.evidence._pods == {}
+
+
+def test_a_kept_pod_is_not_reused_for_other_keys_other_images_or_other_credentials(
+    kept_world: World,
+) -> None:
+    world = kept_world
+    assert judged(world, *POD)[0]
+    assert not judged(world, *POD, policy=signing_policy(STRANGER))[0]  # other keys
+    assert not judged(world, *POD, f"{REPOSITORY}@{UNSIGNED}")[0]  # one image more
+    resolved = world.client.count("resolve")
+    world.credentials = lambda reference: Credentials("other-robot", "other-password")
+    allowed, lookup = judged(world, *POD)
+    assert allowed  # judged again, image by image: the digest's answer is anyone's, the tag asked
+    assert (lookup.report().kept, lookup.report().asked) == (1, 1)
+    assert world.client.count("resolve") == resolved + 1
