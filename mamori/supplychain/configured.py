@@ -16,7 +16,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mamori.supplychain.credentials import DOCKER_CONFIG_JSON_KEY, CredentialsError, Keyring
+from mamori.supplychain.credentials import (
+    DOCKER_CONFIG_JSON_KEY,
+    CredentialsError,
+    CredentialSource,
+    Keyring,
+    TokenProvider,
+)
 from mamori.supplychain.registry import RegistryClient, RegistryClientConfig
 
 LOG = logging.getLogger("mamori.supplychain")
@@ -81,6 +87,28 @@ class CredentialsFile:
             )
         with self._lock:
             return self._keyring
+
+
+class ConfiguredCredentials:
+    """What a deployable is configured to pull with (a mounted credentials file, a token
+    provider) as one :class:`CredentialSource`, made again only when the file's keyring
+    changes: every review or audited pod would otherwise build its own."""
+
+    def __init__(
+        self, file: CredentialsFile | None = None, token_provider: TokenProvider | None = None
+    ) -> None:
+        self._file = file
+        self._token_provider = token_provider
+        self._kept: tuple[Keyring | None, CredentialSource] | None = None
+
+    def current(self) -> CredentialSource:
+        keyring = self._file.current() if self._file is not None else None
+        kept = self._kept
+        if kept is not None and kept[0] is keyring:
+            return kept[1]
+        source = CredentialSource(configured=keyring, token_provider=self._token_provider)
+        self._kept = (keyring, source)
+        return source
 
 
 def registry_client(

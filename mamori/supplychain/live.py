@@ -32,7 +32,6 @@ from mamori.supplychain.lookup import (
     LookupReport,
     Questions,
     SignatureAnswer,
-    ask_in_turn,
 )
 from mamori.supplychain.registry import Credentials, RegistryClient, RegistryError
 from mamori.supplychain.requirements import SignatureRequirement
@@ -40,6 +39,8 @@ from mamori.supplychain.single_flight import SingleFlight
 from mamori.supplychain.verdicts import Malformed, NotSigned, UnknownKey, Untrusted, Verified
 
 CredentialsFor = Callable[[ImageReference], "Credentials | None"]
+NoteFor = Callable[[ImageReference], str]
+"""What a failed answer about an image should add (the missing pull Secrets); "": nothing."""
 AnswersKey = tuple[ImageReference, tuple[str, ...], "Credentials | None"]
 PodKey = tuple[tuple[str, ...], tuple[ImageReference, ...], tuple["Credentials | None", ...]]
 """The coverage of a policy's entries, a pod's images, and whose credentials resolve its tags."""
@@ -125,9 +126,16 @@ class RegistryEvidence:
                 )
             return self._executor
 
-    def for_request(self, credentials_for: CredentialsFor = no_credentials) -> RequestLookup:
-        """A lookup for one admission request, with its own budget and credentials."""
-        return RequestLookup(self, credentials_for, self._clock() + self.config.budget)
+    def for_request(
+        self,
+        credentials_for: CredentialsFor = no_credentials,
+        note_for: NoteFor | None = None,
+    ) -> RequestLookup:
+        """A lookup for one admission request, with its own budget and credentials (and what
+        its failed answers should add, such as the pod's missing pull Secrets)."""
+        return RequestLookup(
+            self, credentials_for, self._clock() + self.config.budget, note_for=note_for
+        )
 
     def signature_cache_stats(self) -> tuple[CacheStats, CacheStats]:
         """(verified, refused) cache counters, for metrics."""
@@ -194,9 +202,17 @@ class RequestLookup:
     """A :class:`~mamori.supplychain.lookup.RegistryLookup` for one request: its rule asks in
     turn; :meth:`prefetch` may ask ahead on the process's registry threads."""
 
-    def __init__(self, evidence: RegistryEvidence, credentials_for: CredentialsFor, until: float):
+    def __init__(
+        self,
+        evidence: RegistryEvidence,
+        credentials_for: CredentialsFor,
+        until: float,
+        *,
+        note_for: NoteFor | None = None,
+    ):
         self._evidence = evidence
         self._credentials_for = credentials_for
+        self._note_for = note_for  # added to every failed answer it returns; never kept
         self._until = until
         self._digests: dict[ImageReference, DigestAnswer] = {}
         self._signatures: dict[str, SignatureAnswer] = {}  # this review's answers, failures too
@@ -238,7 +254,7 @@ class RequestLookup:
                 self.prefetch([questions[i] for i in missing])
                 for i in missing:
                     reference, requirements = questions[i]
-                    found = ask_in_turn(self, reference, requirements)
+                    found = self._in_turn(reference, requirements)
                     answers[i] = found
                     key = keys[i]
                     until = None
@@ -252,7 +268,44 @@ class RequestLookup:
                 self._waited += time.perf_counter() - started
         # until when all of these answers count together (None: some part is not kept)
         self._answered_until = None if None in ends else min(ends, default=None)  # type: ignore[type-var]
-        return [answer for answer in answers if answer is not None]
+        return [
+            self._noted_answers(reference, found)
+            for (reference, _), found in zip(questions, answers, strict=True)
+            if found is not None
+        ]
+
+    def _in_turn(
+        self, reference: ImageReference, requirements: Sequence[SignatureRequirement]
+    ) -> ImageAnswers:
+        """One image's answers as asked (no notes: these may be kept for other pods)."""
+        digest = self._digest(reference)
+        if digest.digest is None:
+            return ImageAnswers(digest, ())
+        return ImageAnswers(
+            digest, tuple(self._signature(reference, digest.digest, r) for r in requirements)
+        )
+
+    def _noted_answers(self, reference: ImageReference, found: ImageAnswers) -> ImageAnswers:
+        if self._note_for is None or (
+            found.digest.digest is not None and all(s.verified for s in found.signatures)
+        ):
+            return found
+        return ImageAnswers(
+            self._noted_digest(reference, found.digest),
+            tuple(self._noted_signature(reference, s) for s in found.signatures),
+        )
+
+    def _noted_digest(self, reference: ImageReference, answer: DigestAnswer) -> DigestAnswer:
+        note = (
+            "" if answer.digest is not None or self._note_for is None else self._note_for(reference)
+        )
+        return answer._replace(problem=f"{answer.problem}; {note}") if note else answer
+
+    def _noted_signature(
+        self, reference: ImageReference, answer: SignatureAnswer
+    ) -> SignatureAnswer:
+        note = "" if answer.verified or self._note_for is None else self._note_for(reference)
+        return answer._replace(detail=f"{answer.detail}; {note}") if note else answer
 
     def verified_before(
         self, entries: Sequence[SignatureRequirement], references: Sequence[ImageReference]
@@ -376,10 +429,10 @@ class RequestLookup:
     def _answer(
         self, reference: ImageReference, requirements: Sequence[SignatureRequirement]
     ) -> None:
-        answer = self.digest(reference)
+        answer = self._digest(reference)
         if answer.digest is not None:
             for requirement in requirements:
-                self.signature(reference, answer.digest, requirement)
+                self._signature(reference, answer.digest, requirement)
 
     @staticmethod
     def _signature_key(
@@ -388,6 +441,14 @@ class RequestLookup:
         return f"{reference.registry}/{reference.path}@{digest}#{requirement.fingerprint}"
 
     def digest(self, reference: ImageReference) -> DigestAnswer:
+        return self._noted_digest(reference, self._digest(reference))
+
+    def signature(
+        self, reference: ImageReference, digest: str, requirement: SignatureRequirement
+    ) -> SignatureAnswer:
+        return self._noted_signature(reference, self._signature(reference, digest, requirement))
+
+    def _digest(self, reference: ImageReference) -> DigestAnswer:
         if reference.digest is not None:
             return DigestAnswer(reference.digest)
         known = self._digests.get(reference)
@@ -420,7 +481,7 @@ class RequestLookup:
         if not self._timing:
             self._waited += time.perf_counter() - started
 
-    def signature(
+    def _signature(
         self, reference: ImageReference, digest: str, requirement: SignatureRequirement
     ) -> SignatureAnswer:
         key = self._signature_key(reference, digest, requirement)

@@ -12,7 +12,7 @@ store a :data:`SecretFetch`; the core makes no API call.
 A Secret that does not exist, may not be read, or is not a registry Secret is no failure by
 itself: the kubelet skips it too and pulls with what is left. It is remembered as absent for
 the TTL, logged once when found so, and named in the answer of any image that the registry then
-refused (:class:`NotedLookup`).
+refused (:meth:`PodPullSecrets.note_for`, which the registry lookup adds to its failed answers).
 
 The ServiceAccount's imagePullSecrets: the ServiceAccount admission plugin copies them into a
 Pod that lists none, before validating webhooks see it, so a Pod (and a running pod) needs no
@@ -37,20 +37,7 @@ from mamori.logs import log_context
 from mamori.podspec import as_mapping
 from mamori.supplychain.credentials import CredentialSource
 from mamori.supplychain.digest_cache import DigestCache
-from mamori.supplychain.lookup import (
-    DigestAnswer,
-    ImageAnswers,
-    LookupReport,
-    Questions,
-    RegistryLookup,
-    SignatureAnswer,
-    answers_for,
-    ask_ahead,
-    remember_verified,
-    seen_verified,
-)
 from mamori.supplychain.registry import Credentials
-from mamori.supplychain.requirements import SignatureRequirement
 from mamori.workloads import WORKLOAD_KINDS, api_group
 
 LOG = logging.getLogger("mamori.supplychain.pull_secrets")
@@ -285,71 +272,3 @@ class PodPullSecrets:
         if reference not in self._asked or not self._problems:
             return ""
         return f"imagePullSecrets: {'; '.join(self._problems)}"
-
-
-class NotedLookup:
-    """A :class:`RegistryLookup` whose failed answers name the missing pull Secrets.
-
-    ``calls`` is the wrapped lookup's (the operator's audit counts round trips by it)."""
-
-    def __init__(self, lookup: RegistryLookup, secrets: PodPullSecrets) -> None:
-        self._lookup = lookup
-        self._secrets = secrets
-
-    @property
-    def calls(self) -> int:
-        return int(getattr(self._lookup, "calls", 0))
-
-    def digest(self, reference: ImageReference) -> DigestAnswer:
-        answer = self._lookup.digest(reference)
-        note = "" if answer.digest is not None else self._secrets.note_for(reference)
-        return answer._replace(problem=f"{answer.problem}; {note}") if note else answer
-
-    def signature(
-        self, reference: ImageReference, digest: str, requirement: SignatureRequirement
-    ) -> SignatureAnswer:
-        answer = self._lookup.signature(reference, digest, requirement)
-        note = "" if answer.verified else self._secrets.note_for(reference)
-        return answer._replace(detail=f"{answer.detail}; {note}") if note else answer
-
-    def prefetch(self, questions: Questions) -> None:
-        ask_ahead(self._lookup, questions)
-
-    def answer_all(self, questions: Questions) -> list[ImageAnswers]:
-        """The wrapped lookup's answers (kept whole ones included), each failed part noted."""
-        answers = answers_for(self._lookup, questions)
-        return [
-            self._noted(reference, found)
-            for (reference, _), found in zip(questions, answers, strict=True)
-        ]
-
-    def _noted(self, reference: ImageReference, found: ImageAnswers) -> ImageAnswers:
-        if found.digest.digest is not None and all(s.verified for s in found.signatures):
-            return found
-        note = self._secrets.note_for(reference)
-        if not note:
-            return found
-        digest = found.digest
-        if digest.digest is None:
-            digest = digest._replace(problem=f"{digest.problem}; {note}")
-        signatures = tuple(
-            s if s.verified else s._replace(detail=f"{s.detail}; {note}") for s in found.signatures
-        )
-        return ImageAnswers(digest, signatures)
-
-    def verified_before(
-        self, entries: Sequence[SignatureRequirement], references: Sequence[ImageReference]
-    ) -> bool:
-        return seen_verified(self._lookup, entries, references)  # all verified: no notes
-
-    def remember_verified(
-        self,
-        entries: Sequence[SignatureRequirement],
-        references: Sequence[ImageReference],
-        covered: int,
-    ) -> None:
-        remember_verified(self._lookup, entries, references, covered)
-
-    def report(self) -> LookupReport:
-        report = getattr(self._lookup, "report", None)
-        return report() if report is not None else LookupReport(calls=self.calls)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mamori.settings import load_settings
-from mamori.supplychain.configured import CredentialsFile
+from mamori.supplychain.configured import ConfiguredCredentials, CredentialsFile
 from mamori_operator import command
 from mamori_operator.config import OperatorConfig
 
@@ -96,3 +96,21 @@ def test_a_rotated_credentials_file_is_read_again_and_a_broken_one_keeps_the_las
     path.write_text("{broken")
     found = file.current().for_image("registry.example/app:1")
     assert found is not None and found.username == "second"
+
+
+def test_one_credential_source_serves_until_the_file_changes(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(docker_config("registry.example", "first", "one"))
+    now = [0.0]
+    file = CredentialsFile(path, clock=lambda: now[0])
+    file.load()
+    configured = ConfiguredCredentials(file)
+    source = configured.current()
+    assert configured.current() is source  # reused, not built per review or pod
+    path.write_text(docker_config("registry.example", "second", "two-longer"))
+    now[0] += 2  # past the file's look interval
+    rotated = configured.current()
+    assert rotated is not source
+    found = rotated.credentials_for("registry.example/app:1")
+    assert found is not None and found.username == "second"
+    assert ConfiguredCredentials().current().credentials_for("registry.example/app:1") is None

@@ -45,6 +45,7 @@ from tests.unit.test_cosign_verify import SIGNER, pem
 from tests.unit.test_supplychain_live import (
     SIGNED,
     TRUSTING_SIGNER,
+    UNSIGNED,
     Clock,
     FakeClient,
     sign_legacy,
@@ -315,6 +316,16 @@ def test_whole_answers_name_the_missing_secret_and_report_what_was_asked() -> No
     reviews.client.failure = None
     _, signed = answers_for(reviews.lookup("absent"), questions)
     assert signed.signatures[0].verified and missing not in signed.signatures[0].detail
+
+
+def test_one_pods_missing_secret_is_never_named_in_another_pods_kept_answer() -> None:
+    reviews = Reviews({(NAMESPACE, "regcred"): ROBOT_SECRET})
+    unsigned = [(reference(f"registry.example/app@{UNSIGNED}"), (TRUSTING_SIGNER,))]
+    (first,) = answers_for(reviews.lookup("absent"), unsigned)
+    missing = 'imagePullSecrets: Secret "absent" in namespace "team" does not exist'
+    assert first.signatures[0].detail.endswith(missing)
+    (kept,) = answers_for(reviews.lookup("regcred"), unsigned)  # the refusal, kept 30 s
+    assert kept.signatures[0] == (False, "no cosign signature found")
 
 
 def test_a_missing_secret_does_not_fail_an_image_the_registry_serves_anyway() -> None:

@@ -18,14 +18,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mamori.supplychain.configured import CredentialsFile, credentials_file, registry_client
-from mamori.supplychain.credentials import (
-    CredentialSource,
-    TokenProvider,
+from mamori.supplychain.configured import (
+    ConfiguredCredentials,
+    CredentialsFile,
+    credentials_file,
+    registry_client,
 )
+from mamori.supplychain.credentials import TokenProvider
 from mamori.supplychain.live import EvidenceConfig, RegistryEvidence
 from mamori.supplychain.lookup import RegistryLookup
-from mamori.supplychain.pull_secrets import NotedLookup, PullSecretStore, image_pull_secret_names
+from mamori.supplychain.pull_secrets import PullSecretStore, image_pull_secret_names
 from mamori_webhook.pull_secrets import LOG as PULL_SECRETS_LOG
 from mamori_webhook.pull_secrets import KubeAccountFetch, KubeSecretFetch, PullSecretsUnavailable
 from mamori_webhook.settings import WebhookSettings
@@ -45,8 +47,7 @@ class RegistryAccess:
         pull_secrets: PullSecretStore | None = None,
     ) -> None:
         self.evidence = evidence
-        self._file = credentials_file
-        self._token_provider = token_provider
+        self._credentials = ConfiguredCredentials(credentials_file, token_provider)
         self._pull_secrets = pull_secrets  # None: the pods' imagePullSecrets are not read
 
     def for_request(
@@ -62,22 +63,21 @@ class RegistryAccess:
         needs them. A pod template's names
         (:class:`~mamori.supplychain.pull_secrets.PullSecretNames`) also say whose
         ServiceAccount's Secrets its pods will get when it lists none."""
-        keyring = self._file.current() if self._file is not None else None
-        source = CredentialSource(configured=keyring, token_provider=self._token_provider)
+        source = self._credentials.current()
         if self._pull_secrets is None or not namespace:
             return self.evidence.for_request(source.credentials_for)
         if pull_secret_names is None:
             pull_secret_names = image_pull_secret_names(pod) if pod is not None else ()
         account = getattr(pull_secret_names, "service_account", None)
-        if self._pull_secrets is None or not namespace or not (pull_secret_names or account):
+        if not (pull_secret_names or account):
             return self.evidence.for_request(source.credentials_for)
         pod_secrets = self._pull_secrets.for_pod(
             namespace, pull_secret_names, service_account=account
         )
-        lookup = self.evidence.for_request(
-            lambda reference: pod_secrets.credentials_for(source, reference)
+        return self.evidence.for_request(
+            lambda reference: pod_secrets.credentials_for(source, reference),
+            note_for=pod_secrets.note_for,
         )
-        return NotedLookup(lookup, pod_secrets)
 
 
 def build_registry_access(settings: WebhookSettings, *, api_client: Any = None) -> RegistryAccess:

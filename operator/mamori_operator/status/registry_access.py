@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import logging
 
-from mamori.supplychain.configured import CredentialsFile, credentials_file, registry_client
-from mamori.supplychain.credentials import CredentialSource, TokenProvider
+from mamori.supplychain.configured import (
+    ConfiguredCredentials,
+    CredentialsFile,
+    credentials_file,
+    registry_client,
+)
+from mamori.supplychain.credentials import TokenProvider
 from mamori.supplychain.ecr_tokens import EcrCredentialsConfig, EcrTokenProvider
 from mamori.supplychain.live import EvidenceConfig, RegistryEvidence, RequestLookup
-from mamori.supplychain.pull_secrets import (
-    NotedLookup,
-    PullSecretStore,
-    image_pull_secret_names,
-)
+from mamori.supplychain.pull_secrets import PullSecretStore, image_pull_secret_names
 from mamori_operator.api.kube import Kube
 from mamori_operator.config import OperatorConfig
 from mamori_operator.state.cluster import ClusterState, PodRecord
@@ -48,27 +49,24 @@ class AuditRegistry:
         pull_secrets: PullSecretStore | None = None,
     ) -> None:
         self._registry = registry
-        self._file = credentials
-        self._token_provider = token_provider
+        self._credentials = ConfiguredCredentials(credentials, token_provider)
         self._pull_secrets = pull_secrets  # None: the pods' imagePullSecrets are not read
 
-    def _source(self) -> CredentialSource:
-        keyring = self._file.current() if self._file is not None else None
-        return CredentialSource(configured=keyring, token_provider=self._token_provider)
-
     def __call__(self, until: float) -> RegistryAsker:
-        return RequestLookup(self._registry, self._source().credentials_for, until)
+        return RequestLookup(self._registry, self._credentials.current().credentials_for, until)
 
     def asker(self, until: float, pod: PodRecord) -> RegistryAsker:
         names = self._names(pod)
         if self._pull_secrets is None or not names:
             return self(until)
-        source = self._source()
+        source = self._credentials.current()
         secrets = self._pull_secrets.for_pod(pod.namespace, names)
-        lookup = RequestLookup(
-            self._registry, lambda reference: secrets.credentials_for(source, reference), until
+        return RequestLookup(
+            self._registry,
+            lambda reference: secrets.credentials_for(source, reference),
+            until,
+            note_for=secrets.note_for,
         )
-        return NotedLookup(lookup, secrets)
 
     def whose(self, pod: PodRecord) -> str:
         names = self._names(pod)
