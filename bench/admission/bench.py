@@ -4,13 +4,15 @@ Three servers on loopback, measured one after the other in the same run: ``mamor
 with the full rule set on a realistic Deployment review, and two no-op floors on the same
 gunicorn + TLS front with a constant answer: through Flask (the floor of every figure before
 2026-12-01) and through a direct route (the path the webhook's reviews take since then). Load
-comes from Debian's ``wrk`` (saturation, keep-alive) and ``hey`` (fixed rate: ``-c`` workers
-each limited to ``rate / c`` requests per second). Every run is bounded in time; nothing
-leaves 127.0.0.1. The figures go into docs/benchmarks.md by hand.
+comes from Debian's ``wrk`` (saturation, keep-alive), an even-rate client (pacers.py: the Go
+pacer run.sh builds, or paced.py) and ``hey`` (fixed rate: ``-c`` workers each limited to
+``rate / c`` requests per second). Every run is bounded in time; nothing leaves 127.0.0.1. The
+figures go into docs/benchmarks.md by hand.
 
 ``--policy``, ``--review`` and ``--webhook-arg`` serve the webhook with another policy, review
 or flags; ``--signatures`` runs served_signatures.py instead (the webhook with and without
-``spec.imageSignatures`` on a real loopback registry).
+``spec.imageSignatures`` on a real loopback registry); ``--paced-only`` measures only the even
+rate, with one or both clients (paced_only.py).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from bench.admission import payload
+from bench.admission import pacers, payload
 from mamori_dev.localca import LocalCA
 
 HERE = Path(__file__).resolve().parent
@@ -61,6 +63,10 @@ class Result:
     hey_p99_ms: float
     errors: int
     round: int = 0
+    pacer: str = "python"
+    paced_p999_ms: float = 0.0
+    paced_schedule_p99_ms: float = 0.0  # from each request's due time (its client's lag too)
+    paced_schedule_p999_ms: float = 0.0
 
 
 class Server:
@@ -165,14 +171,8 @@ def wrk(url: str, *, script: Path, seconds: int, threads: int, connections: int)
 
 
 def paced(url: str, *, body: Path, cafile: Path, seconds: int, rate: int) -> dict[str, Any]:
-    argv = [
-        sys.executable, "-m", "bench.admission.paced", url, "--body", str(body),
-        "--cafile", str(cafile), "--rate", str(rate), "--seconds", str(seconds),
-    ]  # fmt: skip
-    done = subprocess.run(
-        argv, capture_output=True, text=True, check=True, timeout=seconds + 60, cwd=ROOT
-    )
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    """paced.py at an even rate (slow_clients.py's client; measure() takes --pacer's)."""
+    return pacers.paced(url, client="python", body=body, cafile=cafile, seconds=seconds, rate=rate)
 
 
 def hey(url: str, *, body: Path, seconds: int, rate: int) -> dict[str, Any]:
@@ -222,12 +222,14 @@ def measure(
         connections=args.connections,
     )
     cpu_ms = (server.cpu_seconds() - cpu_before) * 1000 / max(saturated["count"], 1)
-    even = paced(
+    even = pacers.paced(
         server.url,
+        client=args.pacer,
         body=files["body"],
         cafile=files["ca"],
         seconds=args.rate_duration,
         rate=args.rate,
+        pin=args.pin_client,
     )
     bursts = hey(server.url, body=files["body"], seconds=args.rate_duration, rate=args.rate)
     return Result(
@@ -244,6 +246,10 @@ def measure(
         hey_p50_ms=bursts["p50"],
         hey_p99_ms=bursts["p99"],
         errors=saturated["errors"] + int(even["errors"]) + bursts["errors"],
+        pacer=args.pacer,
+        paced_p999_ms=even["p999"],
+        paced_schedule_p99_ms=even["from_schedule"]["p99"],
+        paced_schedule_p999_ms=even["from_schedule"]["p999"],
     )
 
 
@@ -353,7 +359,36 @@ def main() -> int:
         default=1,
         help="with --signatures: Notation-signed images pushed (0: no Notation entry)",
     )
+    parser.add_argument(
+        "--pacer",
+        choices=(*pacers.CLIENTS, "both"),
+        help="the even-rate client: go (bench/admission/pacer, built by run.sh; the default "
+        "when built) or python (paced.py); both: each in turn, with --paced-only",
+    )
+    parser.add_argument(
+        "--paced-only",
+        action="store_true",
+        help="only the even rate (no saturation, no bursts): the floors and the webhook, "
+        "alternating, with --pacer (paced_only.py)",
+    )
+    parser.add_argument(
+        "--pin-client", metavar="CPUS", help="run the even-rate client under taskset -c CPUS"
+    )
+    parser.add_argument(
+        "--pin-servers", metavar="CPUS", help="run the servers under taskset -c CPUS"
+    )
     args = parser.parse_args()
+    args.pacer = args.pacer or pacers.default_client()
+    if args.pacer == "both" and not args.paced_only:
+        parser.error("--pacer both needs --paced-only")
+    for client in pacers.CLIENTS if args.pacer == "both" else (args.pacer,):
+        pacers.check_client(client)
+    if args.paced_only:
+        if args.signatures:
+            parser.error("--paced-only and --signatures are separate modes")
+        from bench.admission import paced_only
+
+        return paced_only.run(args)
     for tool in ("wrk", "hey"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is missing: apt-get install -y wrk hey")
@@ -363,48 +398,12 @@ def main() -> int:
         from bench.admission import served_signatures
 
         return served_signatures.run(args)
-    policy_file = str(args.policy.resolve()) if args.policy else None
-
     work, files, common = prepare_workspace(args, prefix="mamori-bench-")
     body = files["body"].read_bytes()
-    python = sys.executable
-    servers = []
+    servers: list[Server] = []
     try:
-        noop = Server(
-            "no-op floor (Flask route)",
-            [python, str(HERE / "noop_server.py"), *common],
-            log=work / "noop.log",
-            ca_file=work / "ca.crt",
-        )
-        servers.append(noop)
-        direct = Server(
-            "no-op floor (direct route)",
-            [python, str(HERE / "noop_server.py"), "--direct", *common],
-            log=work / "noop-direct.log",
-            ca_file=work / "ca.crt",
-        )
-        servers.append(direct)
-        if args.flask_webhook:
-            flask_webhook = Server(
-                "mamori webhook, all through Flask (before)",
-                [
-                    python, str(HERE / "flask_webhook.py"), "webhook", *common,
-                    "--policy", policy_file or str(work / "policy.yaml"), *webhook_args(args),
-                ],
-                log=work / "flask-webhook.log",
-                ca_file=work / "ca.crt",
-            )  # fmt: skip
-            servers.append(flask_webhook)
-        webhook = Server(
-            "mamori webhook (full rule set)",
-            [
-                python, "-m", "mamori.cli", "webhook", *common,
-                "--policy", policy_file or str(work / "policy.yaml"), *webhook_args(args),
-            ],
-            log=work / "webhook.log",
-            ca_file=work / "ca.crt",
-        )  # fmt: skip
-        servers.append(webhook)
+        start_servers(args, work=work, common=common, into=servers)
+        webhook = servers[-1]
         check_allowed(webhook, body)
         results = []
         for round_number in range(1, args.rounds + 1):  # alternate, so noise hits both alike
@@ -429,27 +428,62 @@ def main() -> int:
     return 0 if all(r.errors == 0 for r in results) else 1
 
 
+def start_servers(
+    args: argparse.Namespace, *, work: Path, common: list[str], into: list[Server]
+) -> None:
+    """The two no-op floors, the webhook through Flask with --flask-webhook, then the webhook,
+    appended to ``into`` as each comes up (so the caller stops those that started)."""
+    policy_file = str(args.policy.resolve()) if args.policy else str(work / "policy.yaml")
+    python = sys.executable
+    pin = ["taskset", "-c", args.pin_servers] if args.pin_servers else []
+    webhook = ["webhook", *common, "--policy", policy_file, *webhook_args(args)]
+    wanted = [
+        ("no-op floor (Flask route)", [str(HERE / "noop_server.py"), *common], "noop"),
+        ("no-op floor (direct route)", [str(HERE / "noop_server.py"), "--direct", *common],
+         "noop-direct"),
+    ]  # fmt: skip
+    if args.flask_webhook:
+        wanted.append(
+            ("mamori webhook, all through Flask (before)",
+             [str(HERE / "flask_webhook.py"), *webhook], "flask-webhook")
+        )  # fmt: skip
+    wanted.append(("mamori webhook (full rule set)", ["-m", "mamori.cli", *webhook], "webhook"))
+    for name, argv, log in wanted:
+        into.append(
+            Server(name, [*pin, python, *argv], log=work / f"{log}.log", ca_file=work / "ca.crt")
+        )
+
+
+def client_label(args: Any) -> str:
+    pinned = f", client on CPU {args.pin_client}" if getattr(args, "pin_client", None) else ""
+    servers = f", servers on CPU {args.pin_servers}" if getattr(args, "pin_servers", None) else ""
+    client = getattr(args, "pacer", "python")
+    clients = "go and python clients in turn" if client == "both" else f"{client} client"
+    return f"{clients}{pinned}{servers}"
+
+
 def report(results: list[Result], *, mean_ms: float, body_bytes: int, args: Any) -> None:
     print(
         f"\nAdmissionReview of a Deployment ({body_bytes} bytes) over TLS with keep-alive; "
         f"server: {args.workers} workers x {args.threads} threads (gunicorn + front workers); "
         f"saturation: wrk -t{args.wrk_threads} -c{args.connections} {args.duration}s; "
-        f"latency: {args.rate}/s for {args.rate_duration}s, evenly spaced (paced.py, 16 "
-        f"connections) and in bursts (hey -c{HEY_WORKERS} -q{args.rate // HEY_WORKERS}); "
+        f"latency: {args.rate}/s for {args.rate_duration}s, evenly spaced ({client_label(args)}, "
+        f"{pacers.CONNECTIONS} connections) and in bursts (hey -c{HEY_WORKERS} "
+        f"-q{args.rate // HEY_WORKERS}); "
         f"{args.rounds} alternating rounds\n"
     )
     header = (
         "| server | round | saturated reviews/s | p50 / p99 ms (saturated) | server CPU ms/review "
-        f"| {args.rate}/s even: p50 / p99 / max ms | {args.rate}/s bursts: p50 / p99 ms "
-        "| errors |"
+        f"| {args.rate}/s even: p50 / p99 / p99.9 / max ms | p99 / p99.9 from schedule "
+        f"| {args.rate}/s bursts: p50 / p99 ms | errors |"
     )
     print(header)
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(row(r, str(r.round)))
     print("\nBest round of each measure (a shared 2-core machine: others' load only slows):\n")
     print(header)
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for target in dict.fromkeys(r.target for r in results):
         mine = [r for r in results if r.target == target]
         print(row(best_of(mine), "best"))
@@ -468,6 +502,9 @@ def best_of(mine: list[Result]) -> Result:
         paced_p50_ms=calmest.paced_p50_ms,
         paced_p99_ms=calmest.paced_p99_ms,
         paced_max_ms=calmest.paced_max_ms,
+        paced_p999_ms=calmest.paced_p999_ms,
+        paced_schedule_p99_ms=calmest.paced_schedule_p99_ms,
+        paced_schedule_p999_ms=calmest.paced_schedule_p999_ms,
         hey_p50_ms=steadiest.hey_p50_ms,
         hey_p99_ms=steadiest.hey_p99_ms,
         errors=sum(r.errors for r in mine),
@@ -500,7 +537,8 @@ def row(r: Result, label: str) -> str:
     return (
         f"| {r.target} | {label} | {r.saturated_rps:,.0f} | {r.saturated_p50_ms:.2f} / "
         f"{r.saturated_p99_ms:.2f} | {r.server_cpu_ms_per_review:.2f} | "
-        f"{r.paced_p50_ms:.2f} / {r.paced_p99_ms:.2f} / {r.paced_max_ms:.1f} | "
+        f"{r.paced_p50_ms:.2f} / {r.paced_p99_ms:.2f} / {r.paced_p999_ms:.2f} / "
+        f"{r.paced_max_ms:.1f} | {r.paced_schedule_p99_ms:.2f} / {r.paced_schedule_p999_ms:.2f} | "
         f"{r.hey_p50_ms:.2f} / {r.hey_p99_ms:.2f} | {r.errors} |"
     )
 

@@ -5,6 +5,9 @@
 This client sends one request every ``1/rate`` seconds (open loop: the schedule never waits for
 answers) on a pool of connections, and times each from the moment it was sent, including
 any wait for a free connection, so a slow server cannot hide queueing behind a slower rate.
+It also reports each latency from the request's due time (``from_schedule``), which adds this
+client's own lateness (its event loop, GIL and garbage collector): the Go client in ``pacer/``
+reports the same keys with far less of it.
 Bounded: ``rate x seconds`` requests at most, each with a timeout; loopback only.
 """
 
@@ -13,9 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,25 +30,33 @@ class Outcome:
     errors: int
     late_sends: int
     seconds: float
+    from_due_ms: list[float] = field(default_factory=list)
 
-    def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, object]:
         count = len(self.latencies_ms)
+        from_send = percentiles(self.latencies_ms)
         return {
+            "client": "python",
             "requests": count,
             "rps": count / self.seconds if self.seconds else 0.0,
-            "p50": self.percentile(0.50),
-            "p90": self.percentile(0.90),
-            "p99": self.percentile(0.99),
-            "max": max(self.latencies_ms, default=float("nan")),
+            **from_send,
             "errors": self.errors,
             "late_sends": self.late_sends,
+            "from_send": from_send,
+            "from_schedule": percentiles(self.from_due_ms),
         }
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """Nearest rank, the same in the Go client."""
+    ordered = sorted(values)
+    if not ordered:
+        return dict.fromkeys(("p50", "p90", "p99", "p999", "max"), float("nan"))
+
+    def at(fraction: float) -> float:
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+    return {"p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "p999": at(0.999), "max": at(1)}
 
 
 class Connection:
@@ -86,7 +98,7 @@ async def run(
     outcome = Outcome([], 0, 0, seconds)
     loop = asyncio.get_running_loop()
 
-    async def one() -> None:
+    async def one(due: float) -> None:
         started = loop.time()  # not the due time: a late client timer is not the server's fault
         connection = await idle.get()  # waiting for a free connection is: it counts
         try:
@@ -97,7 +109,9 @@ async def run(
         finally:
             idle.put_nowait(connection)  # a broken one fails its next exchange, counted there
         if ok:
-            outcome.latencies_ms.append((loop.time() - started) * 1000)
+            done = loop.time()
+            outcome.latencies_ms.append((done - started) * 1000)
+            outcome.from_due_ms.append((done - due) * 1000)
         else:
             outcome.errors += 1
 
@@ -112,7 +126,7 @@ async def run(
             await asyncio.sleep(delay)
         elif delay < -0.001:
             outcome.late_sends += 1
-        tasks.append(asyncio.create_task(one()))
+        tasks.append(asyncio.create_task(one(due)))
     await asyncio.gather(*tasks)
     outcome.seconds = loop.time() - start
     while not idle.empty():
@@ -130,6 +144,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     started = time.monotonic()
+    cpu_before = cpu_seconds()
     outcome = asyncio.run(
         run(
             args.url,
@@ -140,7 +155,23 @@ def main() -> None:
             cafile=args.cafile,
         )
     )
-    print(json.dumps(outcome.summary() | {"wall": time.monotonic() - started}))
+    cpu = cpu_seconds() - cpu_before
+    requests = max(int(args.rate * args.seconds), 1)
+    print(
+        json.dumps(
+            outcome.summary()
+            | {
+                "wall": time.monotonic() - started,
+                "client_cpu_seconds": cpu,
+                "client_cpu_ms_per_request": cpu * 1000 / requests,
+            }
+        )
+    )
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

@@ -194,9 +194,9 @@ def report(document: dict[str, Any], results: list[Result], args: argparse.Names
         f"loopback registry through a counting relay; server: {args.workers} workers x "
         f"{args.threads} threads; saturation: wrk -t{args.wrk_threads} -c{args.connections} "
         f"{args.duration}s; latency: {args.rate}/s for {args.rate_duration}s, evenly spaced "
-        f"(paced.py) and in bursts (hey -c{HEY_WORKERS}); {args.rounds} rounds, the order "
-        f"reversed every other one; webhook caches: tags {settings['registry_cache_ttl']:g}s, "
-        f"verified signatures {settings['verified_ttl']:g}s\n"
+        f"({args.pacer} client) and in bursts (hey -c{HEY_WORKERS}); {args.rounds} rounds, the "
+        f"order reversed every other one; webhook caches: tags "
+        f"{settings['registry_cache_ttl']:g}s, verified signatures {settings['verified_ttl']:g}s\n"
     )
     header = (
         "| webhook | round | saturated reviews/s | p50 / p99 ms (saturated) | server CPU ms/review "

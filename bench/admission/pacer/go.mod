@@ -1,0 +1,3 @@
+module mamori.bench/pacer
+
+go 1.26.8
