@@ -18,12 +18,13 @@ and module-level objects live until exit anyway): the collector then took 0.9 s.
 
 The generated half of the kubernetes client is the other large fixed cost: ``import
 kubernetes.client`` executes every API class and every model (about 1,100 modules, 30 MiB of a
-100 MiB start), of which the operator uses none (it sends and reads plain JSON through
-``ApiClient.call_api``) and kopf two model classes. :func:`import_kubernetes_client_lazily`
-puts ``kubernetes.client`` and its ``api`` and ``models`` packages in place without running
-their ``__init__``: each name they export is imported the first time it is asked for
-(``from kubernetes.client import CoreV1Api`` still works, and loads that one module). It has to
-run before anything imports kubernetes (kopf does, when it is imported).
+100 MiB start), of which the operator uses none (it sends and reads plain JSON straight through
+the client's urllib3 pool, ``api/kube.py``) and kopf two model classes.
+:func:`import_kubernetes_client_lazily` puts ``kubernetes.client`` and its ``api`` and
+``models`` packages in place without running their ``__init__``: each name they export is
+imported the first time it is asked for (``from kubernetes.client import CoreV1Api`` still
+works, and loads that one module). It has to run before anything imports kubernetes (kopf does,
+when it is imported).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from mamori_operator.scanning.providers.base import ProviderWiring
 from mamori_operator.scanning.scanner import PodScanner, ProviderHealth
 from mamori_operator.state.cluster import ClusterState, Handled
 from mamori_operator.state.pod_feed import PodFeed
-from mamori_operator.state.relist import ClusterLister
+from mamori_operator.state.relist import CONFIRM_AFTER_PRIME, ClusterLister
 from mamori_operator.status.audit import Auditor
 from mamori_operator.status.policy_status import StatusWriter
 from mamori_operator.status.registry_access import build_audit_evidence
@@ -47,6 +47,7 @@ class Services:
     status: StatusWriter
     housekeeper: Housekeeper
     pods: PodFeed
+    lister: ClusterLister
     reports: PolicyReporter | None = None
 
     @classmethod
@@ -119,6 +120,7 @@ class Services:
             workers=config.workers,
             watch_timeout=config.watch_timeout,
         )
+        lister = ClusterLister(kube=kube, state=state, top_findings=config.top_findings)
         housekeeper = Housekeeper(
             state=state,
             reconciler=reconciler,
@@ -128,12 +130,13 @@ class Services:
             synced=handled.synced,
             status_interval=config.status_interval,
             resync_interval=config.resync_interval,
-            lister=ClusterLister(kube=kube, state=state),
+            lister=lister,
             relist_wanted=handled.relist_wanted,
             reports=reports,
             events=events,
             relist_pods=pods.request_relist,
             trim_heap=heap_trimmer(),
+            confirm_after=CONFIRM_AFTER_PRIME,
         )
         return cls(
             config=config,
@@ -150,8 +153,15 @@ class Services:
             status=status,
             housekeeper=housekeeper,
             pods=pods,
+            lister=lister,
             reports=reports,
         )
+
+    def prime(self) -> None:
+        """Read the cluster into the empty view, then let the pod feed and the housekeeper
+        act on it (they wait for ``synced``); raises KubeError when the API is away."""
+        self.lister.prime()
+        self.handled.synced.set()
 
     def start(self) -> None:
         self.reconciler.retries.start()

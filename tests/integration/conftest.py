@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from mamori_operator.services import Services
-from tests.integration.operator_support import Cluster, operator_config, running_operator
+from tests.integration.operator_support import Cluster, operator_config, running_operator, unique
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +51,21 @@ def made(cluster: Cluster) -> Iterator[dict[str, list[str]]]:
         cluster.delete_policy(name)
     for name in things["namespaces"]:
         cluster.delete_namespace(name)
+
+
+@pytest.fixture
+def scanned_namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace, and a policy asking the providers the test names (indirect parameter)."""
+    providers = request.param
+    name, policy = unique("scan"), unique("scan")
+    cluster.create_namespace(name, {"mamori-test": name})
+    cluster.apply_policy(
+        policy,
+        {
+            "namespaceSelector": {"matchLabels": {"mamori-test": name}},
+            "imageScan": {"providers": list(providers), "severityThreshold": "HIGH"},
+        },
+    )
+    yield name
+    cluster.delete_policy(policy)
+    cluster.delete_namespace(name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,24 +17,6 @@ from tests.integration.operator_support import (
 
 pytestmark = pytest.mark.integration
 TRIVY = ("aquasecurity.github.io", "v1alpha1", "vulnerabilityreports")
-
-
-@pytest.fixture
-def scanned_namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A namespace, and a policy asking the providers the test names (indirect parameter)."""
-    providers = request.param
-    name, policy = unique("scan"), unique("scan")
-    cluster.create_namespace(name, {"mamori-test": name})
-    cluster.apply_policy(
-        policy,
-        {
-            "namespaceSelector": {"matchLabels": {"mamori-test": name}},
-            "imageScan": {"providers": list(providers), "severityThreshold": "HIGH"},
-        },
-    )
-    yield name
-    cluster.delete_policy(policy)
-    cluster.delete_namespace(name)
 
 
 def vulnerability_report(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from mamori_operator.housekeeper import Housekeeper
+from mamori_operator.housekeeper import Housekeeper, pause_after
 from mamori_operator.memory import heap_trimmer
 from mamori_operator.scanning.cache import ScanCache
 from mamori_operator.scanning.model import Outcome, ProviderAnswer
@@ -220,19 +220,7 @@ def test_pods_are_listed_again_on_every_resync_but_the_first() -> None:
     recorder = Recorder()
     asked: list[float] = []
     synced = CountingEvent()
-    keeper = Housekeeper(
-        state=recorder,  # type: ignore[arg-type]
-        reconciler=recorder,  # type: ignore[arg-type]
-        scanner=recorder,  # type: ignore[arg-type]
-        cache=ScanCache(clock=recorder.clock),
-        status=recorder,  # type: ignore[arg-type]
-        synced=synced,
-        status_interval=0.01,
-        resync_interval=RESYNC_INTERVAL,
-        clock=recorder.clock,
-        lister=UnchangedLister(),  # type: ignore[arg-type]
-        relist_pods=lambda: asked.append(recorder.clock.now),
-    )
+    keeper = listing_keeper(recorder, synced, asked)
     keeper.start()
     try:
         synced.set()
@@ -246,9 +234,61 @@ def test_pods_are_listed_again_on_every_resync_but_the_first() -> None:
     assert asked == [1000.0 + RESYNC_INTERVAL, 1000.0 + RESYNC_INTERVAL]
 
 
+CONFIRM_AFTER = 30.0
+
+
+def test_after_a_primed_start_a_confirming_resync_comes_soon_without_a_pod_relist() -> None:
+    """The prime lists each kind a moment before kopf does: the second resync, ``confirm_after``
+    after the first, drops what was deleted in between; pods (their own feed, no such gap) are
+    listed again only from the first periodic resync on."""
+    recorder = Recorder()
+    asked: list[float] = []
+    synced = CountingEvent()
+    keeper = listing_keeper(recorder, synced, asked, confirm_after=CONFIRM_AFTER)
+    keeper.start()
+    try:
+        synced.set()
+        wait_for(lambda: keeper.resyncs == 1, message="the first resync")
+        recorder.clock.now += CONFIRM_AFTER - 0.5
+        wait_for(lambda: keeper.passes >= 3, message="three passes")
+        assert keeper.resyncs == 1  # not due yet
+        recorder.clock.now += 0.5
+        wait_for(lambda: keeper.resyncs == 2, message="the confirming resync")
+        recorder.clock.now += RESYNC_INTERVAL - 0.5
+        passes = keeper.passes
+        wait_for(lambda: keeper.passes >= passes + 3, message="passes")
+        assert keeper.resyncs == 2  # the periodic interval counts from the confirming one
+        recorder.clock.now += 0.5
+        wait_for(lambda: keeper.resyncs == 3, message="the first periodic resync")
+    finally:
+        keeper.stop()
+    assert recorder.resyncs == [1000.0, 1030.0, 1330.0]
+    assert asked == [1330.0]
+
+
 class UnchangedLister:
     def relist(self) -> RelistChanges:
         return RelistChanges()
+
+
+def listing_keeper(
+    recorder: Recorder, synced: CountingEvent, asked: list[float], **settings: Any
+) -> Housekeeper:
+    """A housekeeper with a lister, noting in ``asked`` when it asks the pod feed to list."""
+    return Housekeeper(
+        state=recorder,  # type: ignore[arg-type]
+        reconciler=recorder,  # type: ignore[arg-type]
+        scanner=recorder,  # type: ignore[arg-type]
+        cache=ScanCache(clock=recorder.clock),
+        status=recorder,  # type: ignore[arg-type]
+        synced=synced,
+        status_interval=0.01,
+        resync_interval=RESYNC_INTERVAL,
+        clock=recorder.clock,
+        lister=UnchangedLister(),  # type: ignore[arg-type]
+        relist_pods=lambda: asked.append(recorder.clock.now),
+        **settings,
+    )
 
 
 def test_the_heap_is_trimmed_on_every_pass() -> None:
@@ -280,3 +320,20 @@ def test_glibc_trims_its_heap() -> None:
     trim = heap_trimmer()  # glibc, as in the image (python:3.11-slim); musl would give None
     assert trim is not None
     assert trim() in (0, 1)  # 1: memory was given back
+
+
+@pytest.mark.parametrize(
+    ("took", "pause"),
+    [
+        pytest.param(0.01, 2.0, id="a quick pass keeps the status interval"),
+        pytest.param(0.2, 2.0, id="a tenth of the interval still keeps it"),
+        pytest.param(1.0, 9.0, id="a second's pass waits nine"),
+        pytest.param(10.0, 30.0, id="never longer than the longest pause"),
+    ],
+)
+def test_long_passes_stretch_the_pause_to_keep_their_share(took: float, pause: float) -> None:
+    assert pause_after(took, interval=2.0, share=0.1, longest=30.0) == pytest.approx(pause)
+
+
+def test_the_longest_pause_never_shortens_a_longer_interval() -> None:
+    assert pause_after(0.0, interval=60.0, share=0.1, longest=30.0) == 60.0

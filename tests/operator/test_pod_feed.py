@@ -192,6 +192,45 @@ def test_an_echo_older_than_our_patch_is_ignored() -> None:
     assert queued(pods) == []
 
 
+def running(name: str, version: str, digest: str) -> dict[str, Any]:
+    body = pod(name, version)
+    body["status"]["containerStatuses"] = [
+        {"name": "app", "imageID": f"registry.example/app@{digest}"}
+    ]
+    return body
+
+
+@pytest.mark.parametrize(
+    ("echo", "looked_at_again"),
+    [
+        pytest.param(pod("a", "12"), False, id="our patch alone"),
+        pytest.param(running("a", "12", "sha256:" + "c" * 64), True, id="a digest came before it"),
+        pytest.param(
+            {**pod("a", "12"), "metadata": {**pod("a", "12")["metadata"], "labels": {"v": "2"}}},
+            True,
+            id="a label changed before it",
+        ),
+    ],
+)
+def test_the_echo_of_our_own_patch_is_looked_at_only_when_it_brings_more(
+    echo: dict[str, Any], looked_at_again: bool
+) -> None:
+    """Our patch's answer gave the view its version and annotations, nothing else: its echo is
+    skipped unless something else moved before our write."""
+    state = ClusterState()
+    state.set_pod(pod_record(pod("a", "5")))
+    state.update_pod_annotations(
+        ("shop", "a"), {"mamori.io/scan-status": "pending"}, resource_version="12"
+    )
+    pods = feed(ScriptedKube([], [[{"type": "MODIFIED", "object": echo}]]), state)
+
+    pods.watch("7")
+
+    assert queued(pods) == ([("shop", "a")] if looked_at_again else [])
+    known = state.pod(("shop", "a"))
+    assert known is not None and known.images == pod_record(echo).images
+
+
 def test_bookmarks_move_the_resume_version_and_gone_asks_for_a_list() -> None:
     bookmark = {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "40"}}}
     gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}}

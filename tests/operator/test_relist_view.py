@@ -85,6 +85,7 @@ def test_objects_missing_from_a_relist_are_gone_without_any_deleted_event() -> N
 
     assert sorted(state.network_policies) == [("a", "mamori-deny")]
     assert changes.network_policies == {("b", "mamori-deny"), ("c", "mamori-deny")}
+    assert [list(state.network_policies_in(n)) for n in "abc"] == [["mamori-deny"], [], []]
     assert [r.name for r in state.all_policy_records()] == ["deny"]
     assert changes.policies == {"scan"}
     assert state.scan_settings("a") is None  # the deleted policy no longer scans anything
@@ -111,6 +112,8 @@ def test_watch_events_during_the_relist_are_newer_and_win() -> None:
 
     assert ("b", "mamori-deny") not in state.network_policies
     assert ("d", "mamori-deny") in state.network_policies
+    assert state.network_policies_in("b") == {}
+    assert list(state.network_policies_in("d")) == ["mamori-deny"]
     assert state.pod(("c", "web")) is None
 
 

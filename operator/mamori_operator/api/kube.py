@@ -4,20 +4,28 @@ kopf delivers what the operator watches; everything it *does* goes through :clas
 the calls in one place makes the cost of a pod event visible (the ``mamori_operator_api_requests``
 counter, which the benchmark reads) and keeps JSON in, JSON out: no generated model classes
 between the API server and our comparisons.
+
+Each call goes straight to the urllib3 pool that the kubernetes client builds from the
+configuration (CA, client certificate, ``tls_server_name``, proxy, retries): the body is encoded
+once, the URL and the headers are built once, and the credentials are asked of the
+configuration per call, as the generated client does, so a token's refresh hook (in-cluster
+token rotation, exec plugins) still runs before each request. The generated client's request
+path re-walked every body and every parameter on the way (``sanitize_for_serialization``) and
+rebuilt the request twice more before urllib3 saw it; bench/operator/calls.py measures the two.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import kubernetes.client
-import kubernetes.config
 import urllib3
-from kubernetes.client.rest import ApiException, RESTClientObject
+from kubernetes.client.rest import RESTClientObject
 
 from mamori_operator.metrics import Metrics
 
@@ -28,6 +36,9 @@ APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
 JSON = "application/json"
 DEFAULT_TIMEOUT = 30.0
+# What the generated client sends, so that audit logs and API priority rules see no change.
+USER_AGENT = f"OpenAPI-Generator/{kubernetes.client.__version__}/python"
+BEARER = "BearerToken"  # the configuration's name for its token (its ``auth_settings()`` key)
 
 
 class KubeError(Exception):
@@ -57,13 +68,16 @@ class Kube:
         is set (the replica lost the leader Lease), every write is refused before it is sent:
         handlers still running while the operator stops must not race the new leader."""
         configuration.connection_pool_maxsize = max(pool, 4)
-        self.api = kubernetes.client.ApiClient(configuration)
+        self.configuration = configuration
+        # The client's own pool: TLS, client certificate, CA, proxy and retries as it sets them.
+        self._http: urllib3.PoolManager = RESTClientObject(configuration).pool_manager
+        self._base = str(configuration.host)
         self.metrics = metrics
         self.on_unreachable = on_unreachable
         self.fence = fence
 
     def close(self) -> None:
-        self.api.close()
+        self._http.clear()
 
     def disable_client_retries(self) -> None:
         """Make every call one attempt, so that it ends within the timeout its caller gave.
@@ -72,11 +86,9 @@ class Kube:
         racing a deadline (leader election) must see the failure at its timeout and decide
         itself whether time is left to try again.
         """
-        configuration = self.api.configuration
-        configuration.retries = False
-        stale = self.api.rest_client
-        self.api.rest_client = RESTClientObject(configuration)
-        stale.pool_manager.clear()
+        self.configuration.retries = False
+        stale, self._http = self._http, RESTClientObject(self.configuration).pool_manager
+        stale.clear()
 
     # -- generic ------------------------------------------------------------------------------
 
@@ -93,32 +105,64 @@ class Kube:
     ) -> dict[str, Any]:
         """One API call; raises :class:`KubeError` with the server's reason.
 
+        ``body`` is sent as JSON, or as it is when it is ``bytes`` (already encoded).
         ``timeout`` bounds each attempt; the client may retry a failed GET, PUT or DELETE on its
         own (urllib3's default) unless :meth:`disable_client_retries` was called.
         """
         if method != "GET" and self.fence is not None and self.fence.is_set():
             raise KubeError(0, "NotLeader", "this replica lost the leader Lease: no more writes")
         self.metrics.api_requests.labels(verb=method.lower(), resource=resource).inc()
-        try:
-            response = self.api.call_api(
-                path,
-                method,
-                query_params=list(query),
-                header_params={"Content-Type": content_type, "Accept": JSON},
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _return_http_data_only=True,
-                _request_timeout=timeout,
-            )
-        except ApiException as error:
-            raise _kube_error(error) from None
-        except (OSError, urllib3.exceptions.HTTPError) as error:  # refused, reset, timed out
-            if self.on_unreachable is not None:
-                self.on_unreachable()
-            raise KubeError(0, "Unreachable", str(error)) from None
-        data = response.data
+        response = self._send(
+            method,
+            path,
+            query=query,
+            content_type=content_type,
+            body=_encoded(body),
+            timeout=urllib3.Timeout(total=timeout) if timeout else None,
+        )
+        data = self._read(response)
         return json.loads(data) if data else {}
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]],
+        content_type: str,
+        body: bytes | None,
+        timeout: urllib3.Timeout | None,
+    ) -> urllib3.BaseHTTPResponse:
+        """Send one request; the response of a 2xx answer, unread; else :class:`KubeError`."""
+        headers = {"Content-Type": content_type, "Accept": JSON, "User-Agent": USER_AGENT}
+        query = list(query)
+        # Per call, as the generated client does: the refresh hook may put a new token in.
+        credentials = self.configuration.auth_settings().get(BEARER)
+        if credentials:
+            _apply_credentials(credentials, headers=headers, query=query)
+        url = self._base + path
+        if query:
+            url += "?" + urlencode(query)
+        try:
+            response = self._http.urlopen(
+                method, url, body=body, headers=headers, timeout=timeout, preload_content=False
+            )
+        except (OSError, urllib3.exceptions.HTTPError) as error:  # refused, reset, timed out
+            raise self._unreachable(error) from None
+        if not 200 <= response.status <= 299:
+            raise _kube_error(response.status, response.reason, self._read(response))
+        return response
+
+    def _read(self, response: urllib3.BaseHTTPResponse) -> bytes:
+        try:
+            return response.data
+        except (OSError, urllib3.exceptions.HTTPError) as error:  # cut off mid-answer
+            raise self._unreachable(error) from None
+
+    def _unreachable(self, error: Exception) -> KubeError:
+        if self.on_unreachable is not None:
+            self.on_unreachable()
+        return KubeError(0, "Unreachable", str(error))
 
     def list_all(
         self, path: str, *, resource: str, label_selector: str | None = None
@@ -166,23 +210,14 @@ class Kube:
             ("resourceVersion", resource_version),
             ("timeoutSeconds", str(int(timeout))),
         ]
-        try:
-            response = self.api.call_api(
-                path,
-                "GET",
-                query_params=query,
-                header_params={"Accept": JSON},
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _return_http_data_only=True,
-                _request_timeout=(10, timeout + 10),
-            )
-        except ApiException as error:
-            raise _kube_error(error) from None
-        except (OSError, urllib3.exceptions.HTTPError) as error:
-            if self.on_unreachable is not None:
-                self.on_unreachable()
-            raise KubeError(0, "Unreachable", str(error)) from None
+        response = self._send(
+            "GET",
+            path,
+            query=query,
+            content_type=JSON,
+            body=None,
+            timeout=urllib3.Timeout(connect=10, read=timeout + 10),
+        )
         if opened is not None:
             opened(response)
         try:
@@ -292,13 +327,45 @@ def cluster_object_path(group: str, version: str, plural: str, name: str | None 
     return base if name is None else f"{base}/{quote(name)}"
 
 
-def _kube_error(error: ApiException) -> KubeError:
-    reason = str(error.reason or "")
-    message = ""
+def _encoded(body: object) -> bytes | None:
+    """The request body: JSON, encoded once; bytes (already encoded) as they are."""
+    if body is None or isinstance(body, bytes):
+        return body
+    return json.dumps(body, separators=(",", ":"), default=_json_default).encode()
+
+
+def _json_default(value: object) -> str:
+    """Dates as the generated client wrote them (ISO 8601); anything else is a mistake."""
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _apply_credentials(
+    setting: Mapping[str, Any], *, headers: dict[str, str], query: list[tuple[str, str]]
+) -> None:
+    """Put one of the configuration's ``auth_settings()`` where it says it goes."""
+    where, value = setting["in"], setting["value"]
+    if where == "header":
+        headers[str(setting["key"])] = value
+    elif where == "query":
+        query.append((str(setting["key"]), value))
+    elif where == "cookie":
+        headers["Cookie"] = value
+    else:
+        raise ValueError(f"credentials must go in a header, the query or a cookie, not {where!r}")
+
+
+def _kube_error(status: int, http_reason: str | None, body: bytes) -> KubeError:
+    """The server's Status (its reason and message) when it sent one, else the HTTP reason."""
+    reason = str(http_reason or "")
+    text = body.decode("utf-8", errors="replace")
     try:
-        payload = json.loads(error.body or "{}")
-        reason = payload.get("reason") or reason
-        message = payload.get("message") or ""
-    except (TypeError, ValueError):
-        message = str(error.body or "")
-    return KubeError(int(error.status or 0), reason, message)
+        payload = json.loads(text or "{}")
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):  # not a Status: a proxy's page, say
+        return KubeError(status, reason, text)
+    return KubeError(
+        status, str(payload.get("reason") or reason), str(payload.get("message") or "")
+    )

@@ -1,8 +1,8 @@
 """Operator start and stop: log in, tune kopf, build the services, prime state; close on exit.
 
-The state itself is filled by kopf's index handlers (see :mod:`mamori_operator.handlers.policies`),
-which kopf runs to completion before any other handler: the first reconciliation never mistakes
-"not listed yet" for "gone".
+The state itself is primed from the API by the start-up handler, which kopf runs to completion
+before it starts a single watch (see :mod:`mamori_operator.state.relist`): the first
+reconciliation never mistakes "not listed yet" for "gone".
 """
 
 from __future__ import annotations
@@ -75,13 +75,14 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     services = Services.build(config, metrics=metrics, fence=memo.get("fence"))
     try:
         check_crds(services)
+        services.prime()  # the whole view before kopf starts a watch (state/relist.py)
     except KubeError as error:
         services.close()
         if error.status == 404:
             raise kopf.PermanentError(
                 "mamori's CRDs are not installed; apply charts/mamori/crds/ first"
             ) from None
-        raise kopf.TemporaryError(f"cannot reach the API server: {error}", delay=5) from None
+        raise kopf.TemporaryError(f"cannot read the cluster: {error}", delay=5) from None
     memo.services = services
     services.start()
     liveness = memo.get("liveness")

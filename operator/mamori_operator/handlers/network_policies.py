@@ -2,8 +2,8 @@
 
 Only NetworkPolicies labelled ``app.kubernetes.io/managed-by: mamori`` are watched (the label
 selector is applied by the API server), so unmanaged ones never reach the operator at all. The
-index handler records each one during kopf's initial listing, so the first reconciliation knows
-exactly what exists.
+start-up prime lists them before kopf watches anything (``state/relist.py``), so the first
+reconciliation knows exactly what exists.
 """
 
 from __future__ import annotations
@@ -14,16 +14,9 @@ from typing import Any
 import kopf
 
 from mamori_operator.api.kube import MANAGED_BY, MANAGED_BY_LABEL
-from mamori_operator.network.reconciler import record_from_object
 from mamori_operator.services import Services
 
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
-
-
-@kopf.index("networking.k8s.io", "v1", "networkpolicies", labels=MANAGED)
-def network_policy_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Record it in ClusterState; returns None, so kopf's own index stays empty."""
-    memo.services.state.set_network_policy(record_from_object(dict(body)))
 
 
 @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=MANAGED)
@@ -31,6 +24,5 @@ def network_policy_event(
     event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
     services: Services = memo.services
-    services.handled.synced.set()
     services.handled.observe("networkpolicy", str(body.metadata.uid), event.get("type"))
     services.reconciler.on_network_policy(event.get("type"), dict(body))

@@ -1,10 +1,9 @@
 """ClusterSecurityPolicy and Namespace events: keep the model current, fan changes out.
 
-Index handlers store every policy and namespace in :class:`ClusterState` as kopf lists and
-watches them (kopf's own index stays empty); kopf runs no other handler until those lists are
-complete, so nothing is ever decided on half a picture. Every event handler also tells
-:class:`Handled` what it saw, so that a re-list by kopf (which reports no deletions) triggers
-our own re-list from the API.
+The view is whole before kopf delivers anything: the start-up handler primes
+:class:`ClusterState` from the API (:meth:`~mamori_operator.state.relist.ClusterLister.prime`),
+so nothing is ever decided on half a picture. Every event handler tells :class:`Handled` what it
+saw, so that a re-list by kopf (which reports no deletions) triggers our own re-list from the API.
 The event handlers then fan real changes out: a changed policy (or namespace labels) can
 change every namespace's NetworkPolicies and every pod's scan settings, so both are
 re-converged (the pods by the pod feed's workers, each pod once); each only writes where
@@ -29,23 +28,9 @@ __all__ = ["namespace_record", "policy_record"]
 logger = logging.getLogger(__name__)
 
 
-# Index handlers for their two effects, not for an index: kopf runs no other handler until
-# every indexed resource is listed, and they fill ClusterState meanwhile. They return None, so
-# kopf stores nothing (the view is ClusterState, which a re-list replaces whole).
-@kopf.index(API_GROUP, VERSION, PLURAL)
-def policy_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.services.state.set_policy(policy_record(dict(body)))
-
-
-@kopf.index("", "v1", "namespaces")
-def namespace_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.services.state.set_namespace(namespace_record(dict(body)))
-
-
 @kopf.on.event(API_GROUP, VERSION, PLURAL)
 def policy_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     services: Services = memo.services
-    services.handled.synced.set()
     services.handled.observe("policy", str(body.metadata.uid), event.get("type"))
     state, name = services.state, body.metadata.name
     if event.get("type") == "DELETED":
@@ -77,7 +62,6 @@ def policy_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_
 @kopf.on.event("", "v1", "namespaces")
 def namespace_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     services: Services = memo.services
-    services.handled.synced.set()
     services.handled.observe("namespace", str(body.metadata.uid), event.get("type"))
     name = body.metadata.name
     if event.get("type") == "DELETED":

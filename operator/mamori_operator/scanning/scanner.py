@@ -134,6 +134,10 @@ class PodScanner:
         return sum(1 for key in keys if self._safe_refresh(key))
 
     def refresh_digests(self, digests: Iterable[str]) -> int:
+        """Refresh the pods that run ``digests`` now, in the caller's thread (the housekeeper's
+        rescan). Event handlers queue pods for the pod feed's workers instead
+        (:meth:`~mamori_operator.state.pod_feed.PodFeed.look_again`): at a cold start every
+        report is an event, and the workers are refreshing the same pods already."""
         keys = sorted({key for digest in digests for key in self.state.pods_using(digest)})
         return self.refresh_pods(keys)
 

@@ -72,8 +72,9 @@ class NetworkPolicyRecord:
 class PodRecord:
     """A pod reduced to what audit and scanning need.
 
-    ``encoded_body`` keeps apiVersion, kind, metadata and spec as compressed compact JSON, so
-    that the audit can re-judge the pod when a policy changes, without a GET. Pods are the one
+    ``encoded_body`` keeps apiVersion, kind, metadata (less the operator's own scan
+    annotations, which ``annotations`` holds) and spec as compressed compact JSON, so that the
+    audit can re-judge the pod when a policy changes, without a GET. Pods are the one
     kind the operator keeps by the tens of thousands: so kept, a pod's spec takes about a
     twentieth of what its dicts would, and it is decoded (:attr:`body`) only when the pod is
     judged again.
@@ -267,11 +268,10 @@ class ImageScanRecord:
 class Handled:
     """What the event handlers last acted on, apart from what the indexes last stored.
 
-    kopf's index handlers fill :class:`ClusterState` during the initial listing, before any
-    other handler runs; the event handlers then need their own memory to tell "this changed
-    since I last fanned it out" from "the index already has it". ``synced`` is set by the first
-    event handler call: kopf holds every event handler back until all indexed resources are
-    listed, so from then on the state is complete.
+    The start-up prime fills :class:`ClusterState` from the API before kopf watches anything
+    (``state/relist.py``); the event handlers then need their own memory to tell "this changed
+    since I last fanned it out" from "the view already has it". ``synced`` is set when the prime
+    is done: from then on the state is complete, and the pod feed and the housekeeper may act.
 
     ``relist_wanted`` is set when the view may have missed something: kopf re-listed a resource
     (its watch restarted after 410 Gone, and it delivers every listed object again as an event
@@ -372,6 +372,9 @@ class ClusterState:
     policy_records: dict[str, PolicyRecord] = field(default_factory=dict)
     namespaces: dict[str, NamespaceRecord] = field(default_factory=dict)
     network_policies: dict[tuple[str, str], NetworkPolicyRecord] = field(default_factory=dict)
+    network_policy_names: dict[str, set[str]] = field(default_factory=dict)
+    """Names of the managed NetworkPolicies by namespace (a namespace's look-up must not walk
+    every namespace's: thousands of namespaces each reconciled at a cold start)."""
     pods: dict[tuple[str, str], PodRecord] = field(default_factory=dict)
     pods_by_digest: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     pods_by_namespace: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
@@ -411,6 +414,10 @@ class ClusterState:
                 touched,
                 "networkpolicy",
             )
+            if network:
+                self.network_policy_names = {}
+                for namespace, name in self.network_policies:
+                    self.network_policy_names.setdefault(namespace, set()).add(name)
             pods: set[Any] = set()
             if listed.pods is not None:
                 pods = _replace(self.pods, {p.key: p for p in listed.pods}, touched, "pod")
@@ -536,20 +543,23 @@ class ClusterState:
             self._touch("networkpolicy", key)
             old = self.network_policies.get(key)
             self.network_policies[key] = record
+            self.network_policy_names.setdefault(record.namespace, set()).add(record.name)
             return old
 
     def remove_network_policy(self, namespace: str, name: str) -> NetworkPolicyRecord | None:
         with self.lock:
             self._touch("networkpolicy", (namespace, name))
+            names = self.network_policy_names.get(namespace)
+            if names is not None:
+                names.discard(name)
+                if not names:
+                    del self.network_policy_names[namespace]
             return self.network_policies.pop((namespace, name), None)
 
     def network_policies_in(self, namespace: str) -> dict[str, NetworkPolicyRecord]:
         with self.lock:
-            return {
-                name: record
-                for (ns, name), record in self.network_policies.items()
-                if ns == namespace
-            }
+            names = self.network_policy_names.get(namespace, ())
+            return {name: self.network_policies[(namespace, name)] for name in sorted(names)}
 
     def count_network_policies(self, policy_label: str) -> int:
         with self.lock:

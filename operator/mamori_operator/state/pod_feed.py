@@ -14,7 +14,7 @@ The watch resumes from the last version it saw when the stream ends or breaks; w
 server no longer has that version (410 Gone), and on each resync after the first
 (:meth:`PodFeed.request_relist`), the feed lists again and the list replaces the pod view in
 place: pods missing from it are gone, whether or not a DELETED event ever came.
-Nothing is refreshed before kopf has listed policies, namespaces and scan reports
+Nothing is refreshed before the start-up prime has listed policies, namespaces and scan reports
 (``synced``), so no pod is judged on half a picture.
 """
 
@@ -31,7 +31,7 @@ import urllib3
 from mamori_operator.api.kube import Kube, KubeError
 from mamori_operator.metrics import Metrics
 from mamori_operator.scanning.scanner import PodScanner
-from mamori_operator.state.cluster import ClusterState
+from mamori_operator.state.cluster import ClusterState, PodRecord
 from mamori_operator.state.pods import is_finished, pod_record
 from mamori_operator.state.workqueue import KeyQueue
 
@@ -207,6 +207,8 @@ class PodFeed:
         record = pod_record(body)
         if self.state.is_stale(record.key, record.resource_version):
             return  # an echo from before our own latest write: nothing to learn
+        if _echoes_our_write(self.state.pod(record.key), record):
+            return
         self.state.set_pod(record)
         self.queue.add(record.key)
 
@@ -224,6 +226,25 @@ class PodFeed:
                 self.scanner.refresh_pods([key])  # logs, never raises
             finally:
                 self.queue.done(key)
+
+
+def _echoes_our_write(known: PodRecord | None, record: PodRecord) -> bool:
+    """True for the watch's echo of our own annotation patch when it brings nothing else.
+
+    The view already holds the version our patch made, with what we wrote; but only the
+    annotations and the version are taken from the patch's answer, so the echo still counts
+    when anything else moved before it (a status with the first digest, a label): then the pod
+    is stored and looked at again, as for any change.
+    """
+    return (
+        known is not None
+        and known.resource_version == record.resource_version
+        and known.encoded_body == record.encoded_body
+        and known.images == record.images
+        and known.uid == record.uid
+        and known.owner_kind == record.owner_kind
+        and known.owner_name == record.owner_name
+    )
 
 
 def _shut(response: urllib3.BaseHTTPResponse) -> None:

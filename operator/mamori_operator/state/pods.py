@@ -23,11 +23,17 @@ STATUS_LISTS: Mapping[str, str] = {
     "ephemeralContainers": "ephemeralContainerStatuses",
 }
 FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
+OURS = frozenset(ANNOTATIONS)
 
 
 def pod_record(body: Mapping[str, Any]) -> PodRecord:
     """What the operator keeps of a pod. Strings that many pods share (namespace, owner, image,
-    container names, digests) are interned: one copy for all the replicas of a workload."""
+    container names, digests) are interned: one copy for all the replicas of a workload.
+
+    The operator's own scan-status annotations are kept in ``annotations``, not in the encoded
+    body: no rule reads them, and the audit keys its verdicts on the body's bytes
+    (:func:`~mamori_operator.status.audit.judged_inputs`), which our own patch then leaves
+    as they were."""
     metadata = body.get("metadata") or {}
     name = str(metadata.get("name", ""))
     owner_kind, owner_name = owner_of(metadata)
@@ -51,7 +57,7 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord:
                     "name": name,
                     "namespace": metadata.get("namespace"),
                     "labels": dict(metadata.get("labels") or {}),
-                    "annotations": dict(annotations),
+                    "annotations": {k: v for k, v in annotations.items() if k not in OURS},
                 },
                 "spec": body.get("spec") or {},
             }

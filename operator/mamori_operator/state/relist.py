@@ -13,6 +13,12 @@ what is really there. The housekeeper runs it when kopf re-listed, after the API
 unreachable, and every resync interval. Pods are not listed here: they come through the
 operator's own list and watch (:mod:`~mamori_operator.state.pod_feed`), which lists them again
 page by page, replacing the pod view in place, whenever its watch cannot resume.
+
+The same lister *primes* the view at start-up (:meth:`ClusterLister.prime`), before kopf starts
+a single watch, so that no handler ever decides on half a picture. kopf's own ``@kopf.index``
+would give that guarantee too, but it holds every object's worker on one condition that wakes
+them all whenever any object is indexed: start-up work grows with the square of the objects
+(2,000 namespaces and 2,000 NetworkPolicies are millions of wake-ups).
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import logging
 from dataclasses import dataclass
 
 from mamori.policy import API_GROUP, PLURAL, VERSION
-from mamori_operator.api.kube import Kube, cluster_object_path
+from mamori_operator.api.kube import Kube, KubeError, cluster_object_path
 from mamori_operator.network.reconciler import record_from_object
+from mamori_operator.scanning.providers import trivy_operator
 from mamori_operator.scanning.scanner import IMAGESCAN_PLURAL, IMAGESCAN_VERSION
 from mamori_operator.state.cluster import (
     ClusterState,
@@ -34,6 +41,9 @@ from mamori_operator.state.records import image_scan_record, namespace_record, p
 
 logger = logging.getLogger(__name__)
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=mamori"
+CONFIRM_AFTER_PRIME = 30.0
+"""Seconds from the first resync to the second after a primed start: kopf has listed every kind
+long before (it starts its watches as soon as the start-up handler returns)."""
 NETWORK_POLICIES = "/apis/networking.k8s.io/v1/networkpolicies"
 
 
@@ -41,6 +51,29 @@ NETWORK_POLICIES = "/apis/networking.k8s.io/v1/networkpolicies"
 class ClusterLister:
     kube: Kube
     state: ClusterState
+    top_findings: int = 20
+    """Findings kept per VulnerabilityReport read at :meth:`prime` (the operator's setting)."""
+
+    def prime(self) -> None:
+        """Fill the empty view from the API before kopf watches anything (see the module
+        docstring); raises KubeError when the API is away.
+
+        VulnerabilityReports are read here only, not at every re-list: they are large, and a
+        cluster without Trivy Operator has no such resource (404: nothing to read).
+        """
+        self.relist()
+        reports = cluster_object_path(
+            trivy_operator.GROUP, trivy_operator.VERSION, trivy_operator.PLURAL
+        )
+        try:
+            for body in self.kube.list_all(reports, resource=trivy_operator.PLURAL):
+                key = trivy_operator.report_key(body)
+                if key is not None:
+                    report = trivy_operator.report_from_object(body, top=self.top_findings)
+                    self.state.set_vulnerability_report(key, report)
+        except KubeError as error:
+            if error.status != 404:  # 404: Trivy Operator is not installed
+                raise
 
     def read(self) -> ListedObjects:
         """Every object the operator keeps, as the API server has them now."""

@@ -1,8 +1,11 @@
 """Background audit: judge running pods with the same engine as the admission webhook.
 
 A pod admitted before a policy existed (or while it was in Audit or Warn mode) may break it; the
-audit finds those. Results are cached per pod and recomputed only when the pod, the policies or
-the namespace labels change, so a status refresh over thousands of pods stays cheap. A pod under
+audit finds those. Results are cached per pod and recomputed only when what the verdict rests on
+changes (:func:`judged_inputs`: the pod's stored body, its images, its owner; the policies; the
+namespace labels), so a status refresh over thousands of pods stays cheap. Not on the pod's
+resourceVersion: the operator's own scan-status patch moves it, and so does the watch's echo of
+that patch, and neither changes anything the rules read. A pod under
 a policy that judges scans or signatures is judged with evidence (:mod:`evidence`: the
 ImageScans the operator holds, registries asked for the digests that run), and its verdict also
 expires with that evidence; the pass runs in the housekeeper's thread, never in a handler.
@@ -27,6 +30,7 @@ from mamori.policy import Policy
 from mamori.scans import ScanLookup
 from mamori.supplychain.lookup import RegistryLookup
 from mamori_operator.reports.workloads import WorkloadRef, workload_of
+from mamori_operator.scanning.model import ImageRef
 from mamori_operator.state.cluster import ClusterState, PodRecord
 from mamori_operator.status.evidence import (
     AuditEvidence,
@@ -39,7 +43,9 @@ from mamori_operator.status.running_images import RunningDigests
 logger = logging.getLogger(__name__)
 
 PodKey = tuple[str, str]
-AuditStamp = tuple[str, int, tuple[tuple[str, str], ...]]
+LabelsStamp = tuple[tuple[str, str], ...]
+AuditStamp = tuple[bytes, tuple[ImageRef, ...], str, str, str, int, LabelsStamp]
+"""What a verdict was judged on (:func:`judged_inputs`), the evidence apart."""
 Violations = tuple[Violation, ...]
 WorkloadFindings = Mapping[str, Mapping[WorkloadRef, Violations]]
 """namespace → workload → its violations (the union over its pods, in a stable order)."""
@@ -106,6 +112,27 @@ def _rules_by_policy(violations: Violations) -> Mapping[str, tuple[str, ...]]:
     return {policy: tuple(sorted(ids)) for policy, ids in rules.items()}
 
 
+def judged_inputs(pod: PodRecord, policies_version: int, labels: LabelsStamp) -> AuditStamp:
+    """Everything a pod's verdict and workload rest on, the evidence apart.
+
+    The stored body (compressed bytes, compared without decoding) is what the engine reads:
+    spec, labels and annotations (AppArmor and seccomp ones are judged), never the operator's
+    own scan-status annotations, which :func:`~mamori_operator.state.pods.pod_record` keeps
+    out of it. The images carry the digests the kubelet reports (what evidence is asked about);
+    owner and uid make the workload; the policies' version and the namespace's labels decide
+    which policies select the pod and what they demand.
+    """
+    return (
+        pod.encoded_body,
+        pod.images,
+        pod.owner_kind,
+        pod.owner_name,
+        pod.uid,
+        policies_version,
+        labels,
+    )
+
+
 class _Interner:
     """One object per distinct value within a pass: replicas share their verdict and workload."""
 
@@ -164,6 +191,7 @@ class Auditor:
         policies = self.state.policies()
         version = self.state.policies_version
         labels = {ns.name: ns.labels for ns in self.state.all_namespaces()}
+        label_stamps = {name: tuple(sorted(found.items())) for name, found in labels.items()}
         pods = self.state.all_pods()
         fresh: dict[PodKey, PodAudit] = {}
         interner = _Interner()
@@ -174,7 +202,7 @@ class Auditor:
         evidence = self.evidence.begin_pass(policies) if self.evidence is not None else None
         for pod in pods:
             namespace_labels = labels.get(pod.namespace, {})
-            stamp = (pod.resource_version, version, tuple(sorted(namespace_labels.items())))
+            stamp = judged_inputs(pod, version, label_stamps.get(pod.namespace, ()))
             cached = previous.get(pod.key)
             if cached is not None and _still_holds(cached, stamp, evidence):
                 fresh[pod.key] = interner.keep(cached)
