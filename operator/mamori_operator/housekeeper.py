@@ -82,7 +82,6 @@ class Housekeeper:
         self.status_interval = status_interval
         self.confirm_after = confirm_after
         self.busy_share = busy_share
-        self._first_periodic_resync = 1 if confirm_after is None else 2
         self.resync_interval = resync_interval
         self.clock = clock
         self.lister = lister
@@ -141,12 +140,14 @@ class Housekeeper:
             )
 
     def resync(self) -> None:
-        """Re-list the cluster (when a lister is wired), then converge everything against it.
+        """Re-list the cluster (when a lister is wired; not on the first pass after a prime,
+        which has just listed it), then converge everything against it.
 
         When the API server cannot answer the re-list, nothing is converged against a view
         that may be stale; ``relist_wanted`` stays set and the next pass tries again.
         """
-        if self.lister is not None:
+        primed_just_now = self.resyncs == 0 and self.confirm_after is not None
+        if self.lister is not None and not primed_just_now:  # the prime has just listed
             try:
                 changes = self.lister.relist()
             except KubeError as error:
@@ -154,7 +155,8 @@ class Housekeeper:
                 self.relist_wanted.set()
                 return
             self._follow(changes)
-            if self.relist_pods is not None and self.resyncs >= self._first_periodic_resync:
+            confirming = self.resyncs == 1 and self.confirm_after is not None
+            if self.relist_pods is not None and self.resyncs and not confirming:
                 # pods are listed by their own feed (page by page, in place); the first pass
                 # follows its first list and the confirming one (after a prime) is about what
                 # kopf lists, so only the periodic resyncs ask for another

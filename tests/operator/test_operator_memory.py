@@ -54,9 +54,10 @@ print(json.dumps({
 """
 
 
-def probe(mode: str) -> dict[str, Any]:
+def run_json(code: str, *args: str) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter (nothing imported yet); return the JSON it prints."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, mode],
+        [sys.executable, "-c", code, *args],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,
@@ -65,6 +66,10 @@ def probe(mode: str) -> dict[str, Any]:
     )
     result: dict[str, Any] = json.loads(done.stdout)
     return result
+
+
+def probe(mode: str) -> dict[str, Any]:
+    return run_json(PROBE, mode)
 
 
 @pytest.fixture(scope="module")
@@ -133,15 +138,7 @@ print(json.dumps({"frozen": frozen, "after": after, "collected": collected}))
 
 
 def test_freezing_moves_what_exists_out_of_the_collectors_reach() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", FREEZE],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    result = json.loads(done.stdout)
+    result = run_json(FREEZE)
     assert result["frozen"] == result["after"] > 1000  # the start-up objects, the list's too
     assert result["collected"] >= 1  # what is made later is collected as before
 
@@ -157,15 +154,7 @@ print(json.dumps({"loaded": loaded, "api": api, "kopf": "kopf" in sys.modules}))
 
 
 def test_the_operator_command_loads_the_generated_kubernetes_client_only_as_used() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", COMMAND_IMPORT],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    result = json.loads(done.stdout)
+    result = run_json(COMMAND_IMPORT)
     assert result["kopf"]
     assert "kubernetes.client.api.core_v1_api" not in result["loaded"]
     assert not any(m.startswith("kubernetes.client.models.v1_pod") for m in result["loaded"])

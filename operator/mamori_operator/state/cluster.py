@@ -635,17 +635,32 @@ class ClusterState:
                 encoded_body=old.encoded_body,
             )._share_key(old.key)
 
-    def is_stale(self, key: tuple[str, str], resource_version: str) -> bool:
-        """True for an event older than what we already know (our own write echoed later).
+    def holds_as_new_as(self, record: PodRecord) -> bool:
+        """True when the view already knows everything ``record`` says: an event older than
+        our own latest write, or the echo of that write bringing nothing else.
 
-        Resource versions are opaque in general; etcd's are integers, and only when both are
-        can they be ordered. Anything else counts as new.
+        :meth:`update_pod_annotations` takes only the annotations and the version from a
+        patch's answer, so an echo at that version still counts when its body, images or owner
+        moved before our write (a first digest, a label). Resource versions are opaque in
+        general; etcd's are integers, and only when both are can they be ordered. Anything else
+        counts as new.
         """
         with self.lock:
-            known = self.pods.get(key)
-        if known is None or not (known.resource_version.isdigit() and resource_version.isdigit()):
+            known = self.pods.get(record.key)
+        if known is None or not (
+            known.resource_version.isdigit() and record.resource_version.isdigit()
+        ):
             return False
-        return int(resource_version) < int(known.resource_version)
+        version, known_version = int(record.resource_version), int(known.resource_version)
+        if version != known_version:
+            return version < known_version
+        return (
+            known.encoded_body == record.encoded_body
+            and known.images == record.images
+            and known.uid == record.uid
+            and known.owner_kind == record.owner_kind
+            and known.owner_name == record.owner_name
+        )
 
     def pod(self, key: tuple[str, str]) -> PodRecord | None:
         with self.lock:

@@ -31,7 +31,7 @@ import urllib3
 from mamori_operator.api.kube import Kube, KubeError
 from mamori_operator.metrics import Metrics
 from mamori_operator.scanning.scanner import PodScanner
-from mamori_operator.state.cluster import ClusterState, PodRecord
+from mamori_operator.state.cluster import ClusterState
 from mamori_operator.state.pods import is_finished, pod_record
 from mamori_operator.state.workqueue import KeyQueue
 
@@ -205,10 +205,8 @@ class PodFeed:
             self.state.remove_pod(namespace, name)
             return
         record = pod_record(body)
-        if self.state.is_stale(record.key, record.resource_version):
-            return  # an echo from before our own latest write: nothing to learn
-        if _echoes_our_write(self.state.pod(record.key), record):
-            return
+        if self.state.holds_as_new_as(record):
+            return  # an event from before our own latest write, or its bare echo
         self.state.set_pod(record)
         self.queue.add(record.key)
 
@@ -226,25 +224,6 @@ class PodFeed:
                 self.scanner.refresh_pods([key])  # logs, never raises
             finally:
                 self.queue.done(key)
-
-
-def _echoes_our_write(known: PodRecord | None, record: PodRecord) -> bool:
-    """True for the watch's echo of our own annotation patch when it brings nothing else.
-
-    The view already holds the version our patch made, with what we wrote; but only the
-    annotations and the version are taken from the patch's answer, so the echo still counts
-    when anything else moved before it (a status with the first digest, a label): then the pod
-    is stored and looked at again, as for any change.
-    """
-    return (
-        known is not None
-        and known.resource_version == record.resource_version
-        and known.encoded_body == record.encoded_body
-        and known.images == record.images
-        and known.uid == record.uid
-        and known.owner_kind == record.owner_kind
-        and known.owner_name == record.owner_name
-    )
 
 
 def _shut(response: urllib3.BaseHTTPResponse) -> None:
