@@ -20,7 +20,7 @@ from mamori.kubeconfig import load_client_configuration
 from mamori_operator.api.kube import Kube
 from mamori_operator.api.leadership import LeaseElector
 from mamori_operator.config import OperatorConfig
-from mamori_operator.memory import freeze_startup_objects
+from mamori_operator.memory import freeze_startup_objects, relax_young_collections
 from mamori_operator.metrics import Metrics
 
 if TYPE_CHECKING:  # kopf types the identity with a NewType it does not export
@@ -90,6 +90,7 @@ def run_operator(
         # the process is this operator: what it imported lives until exit (see memory.py);
         # tests that run operators in threads keep their own collector as it is
         freeze_startup_objects()
+        relax_young_collections()
     try:
         asyncio.run(operate())
     finally:

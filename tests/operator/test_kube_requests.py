@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import http.client
 import json
+import select
+import socket
 import ssl
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -290,6 +294,144 @@ def test_tls_uses_the_configurations_ca_server_name_and_client_certificate(
         assert refused.value.reason == "Unreachable"
         assert "127.0.0.1" in refused.value.message  # a name the certificate does not hold
         assert [request.client for request in server.script.seen] == ["mamori-operator"]
+
+
+@dataclass
+class Relay:
+    url: str
+    asked: list[str]  # each request line the proxy read: CONNECT host:port, or an absolute URL
+
+
+@contextlib.contextmanager
+def forward_proxy() -> Iterator[Relay]:
+    """A loopback HTTP proxy: tunnels CONNECT, forwards absolute-form requests; stopped when the
+    block ends."""
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_CONNECT(self) -> None:  # the HTTP method's name
+            asked.append(f"CONNECT {self.path}")
+            host, _, port = self.path.rpartition(":")
+            upstream = socket.create_connection((host, int(port)), timeout=5)
+            self.send_response(200, "Connection established")
+            self.end_headers()
+            pipe(self.connection, upstream)
+            self.close_connection = True
+
+        def forward(self) -> None:
+            asked.append(f"{self.command} {self.path}")
+            target = urllib.parse.urlsplit(self.path)  # absolute form: http://host:port/path
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=5)
+            upstream.request(
+                self.command,
+                target.path + (f"?{target.query}" if target.query else ""),
+                body=body,
+                headers=dict(self.headers.items()),
+            )
+            answer = upstream.getresponse()
+            data = answer.read()
+            self.send_response(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in ("connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+            upstream.close()
+
+        do_GET = do_PATCH = forward
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield Relay(f"http://127.0.0.1:{server.server_address[1]}", asked)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def pipe(client: socket.socket, upstream: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+    sockets = [client, upstream]
+    try:
+        while True:
+            readable, _, _ = select.select(sockets, [], [], 5)
+            if not readable:
+                return
+            for source in readable:
+                data = source.recv(65536)
+                if not data:
+                    return
+                (upstream if source is client else client).sendall(data)
+    finally:
+        upstream.close()
+
+
+def tls_server(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context for 127.0.0.1 and the CA file that trusts it."""
+    ca = LocalCA("kube-requests-test")
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_bytes(ca.certificate_pem)
+    ca.issue_server("apiserver", hosts=("127.0.0.1",)).write(
+        certificate=tmp_path / "server.crt", key=tmp_path / "server.key"
+    )
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
+    return tls, ca_file
+
+
+def test_an_https_server_behind_a_proxy_is_reached_through_a_connect_tunnel(
+    tmp_path: Path, made: list[Kube]
+) -> None:
+    tls, ca_file = tls_server(tmp_path)
+    with serve(Script(), tls) as server, forward_proxy() as proxy:
+        config = configuration(server.url)
+        config.ssl_ca_cert = str(ca_file)
+        config.proxy = proxy.url
+        kube = connect(made, config)
+        kube.request("GET", PATH, resource="configmaps")
+        kube.merge_patch(f"{PATH}/app", ANNOTATIONS, resource="configmaps")
+
+        host = server.url.removeprefix("https://")
+        assert proxy.asked == [f"CONNECT {host}"]  # one tunnel, kept for the second call
+        assert [(seen.method, seen.target) for seen in server.script.seen] == [
+            ("GET", PATH),
+            ("PATCH", f"{PATH}/app?fieldManager=mamori"),
+        ]
+
+
+def test_a_plain_http_server_behind_a_proxy_gets_requests_in_absolute_form(
+    made: list[Kube],
+) -> None:
+    with serve(Script()) as server, forward_proxy() as proxy:
+        config = configuration(server.url)
+        config.proxy = proxy.url
+        connect(made, config).request("GET", PATH, resource="configmaps", query=[("limit", "1")])
+
+        assert proxy.asked == [f"GET {server.url}{PATH}?limit=1"]
+        assert [seen.target for seen in server.script.seen] == [f"{PATH}?limit=1"]
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_server_address_with_a_path_keeps_it_before_every_request(
+    scheme: str, tmp_path: Path, made: list[Kube]
+) -> None:
+    tls, ca_file = tls_server(tmp_path)
+    with serve(Script(), tls if scheme == "https" else None) as server:
+        config = configuration(f"{server.url}/k8s/clusters/c-1/")
+        config.ssl_ca_cert = str(ca_file)
+        connect(made, config).request("GET", PATH, resource="configmaps", query=[("limit", "1")])
+
+        assert [seen.target for seen in server.script.seen] == [f"/k8s/clusters/c-1{PATH}?limit=1"]
 
 
 # -- what comes back ---------------------------------------------------------------------------

@@ -160,3 +160,30 @@ def test_the_operator_command_loads_the_generated_kubernetes_client_only_as_used
     assert not any(m.startswith("kubernetes.client.models.v1_pod") for m in result["loaded"])
     assert len(result["loaded"]) < 50, result["loaded"]  # against ~1,100 imported eagerly
     assert result["api"] == "kubernetes.client.api.core_v1_api"
+
+
+RELAXED = """
+import gc, json, weakref
+from mamori_operator.memory import COLLECTOR_THRESHOLDS, relax_young_collections
+
+class Cycle:
+    pass
+
+thresholds = relax_young_collections()
+garbage = Cycle(); garbage.me = garbage
+alive = weakref.ref(garbage)
+del garbage
+early = alive() is not None  # 700 allocations would have collected it by default
+kept = [[] for _ in range(1000)]
+still_there = alive() is not None
+kept += [[] for _ in range(COLLECTOR_THRESHOLDS[0] + 1000)]  # enough for a young collection
+print(json.dumps({"thresholds": thresholds, "gc": list(gc.get_threshold()),
+                  "early": early, "still_there": still_there, "freed": alive() is None}))
+"""
+
+
+def test_young_collections_are_rarer_and_still_free_cycles_on_their_own() -> None:
+    result = run_json(RELAXED)
+    assert result["thresholds"] == result["gc"] == [50_000, 20, 20]
+    assert result["early"] and result["still_there"]  # a default collector would have run
+    assert result["freed"]  # no gc.collect(): the relaxed young collection found the cycle

@@ -69,12 +69,24 @@ class Kube:
         handlers still running while the operator stops must not race the new leader."""
         configuration.connection_pool_maxsize = max(pool, 4)
         self.configuration = configuration
-        # The client's own pool: TLS, client certificate, CA, proxy and retries as it sets them.
-        self._http: urllib3.PoolManager = RESTClientObject(configuration).pool_manager
-        self._base = str(configuration.host)
+        self._base = str(configuration.host).rstrip("/")  # one slash before each path
+        self._http, self._pool, self._prefix = self._connections()
         self.metrics = metrics
         self.on_unreachable = on_unreachable
         self.fence = fence
+
+    def _connections(self) -> tuple[urllib3.PoolManager, urllib3.HTTPConnectionPool | None, str]:
+        """The client's own pool manager (TLS, client certificate, CA, proxy and retries as it
+        sets them) and, for an ``https`` server, its one connection pool with the server's path
+        prefix: requests go to that pool straight, skipping the manager's per-request URL parsing
+        and pool lookup (about a sixth of a call's client CPU). Through a proxy an ``https`` pool
+        tunnels with CONNECT all the same; a plain ``http`` server keeps the manager, which
+        rewrites requests for a forwarding proxy."""
+        manager = RESTClientObject(self.configuration).pool_manager
+        base = urllib3.util.parse_url(self._base)
+        if base.scheme != "https":
+            return manager, None, ""
+        return manager, manager.connection_from_url(self._base), (base.path or "").rstrip("/")
 
     def close(self) -> None:
         self._http.clear()
@@ -87,7 +99,8 @@ class Kube:
         itself whether time is left to try again.
         """
         self.configuration.retries = False
-        stale, self._http = self._http, RESTClientObject(self.configuration).pool_manager
+        stale = self._http
+        self._http, self._pool, self._prefix = self._connections()
         stale.clear()
 
     # -- generic ------------------------------------------------------------------------------
@@ -140,13 +153,26 @@ class Kube:
         credentials = self.configuration.auth_settings().get(BEARER)
         if credentials:
             _apply_credentials(credentials, headers=headers, query=query)
-        url = self._base + path
-        if query:
-            url += "?" + urlencode(query)
+        target = path + "?" + urlencode(query) if query else path
         try:
-            response = self._http.urlopen(
-                method, url, body=body, headers=headers, timeout=timeout, preload_content=False
-            )
+            if self._pool is not None:
+                response = self._pool.urlopen(
+                    method,
+                    self._prefix + target,
+                    body=body,
+                    headers=headers,
+                    timeout=timeout,
+                    preload_content=False,
+                )
+            else:
+                response = self._http.urlopen(
+                    method,
+                    self._base + target,
+                    body=body,
+                    headers=headers,
+                    timeout=timeout,
+                    preload_content=False,
+                )
         except (OSError, urllib3.exceptions.HTTPError) as error:  # refused, reset, timed out
             raise self._unreachable(error) from None
         if not 200 <= response.status <= 299:
