@@ -10,9 +10,12 @@ once per ``resync_interval`` and as soon as ``relist_wanted`` is set (kopf re-li
 resource, or the API server was unreachable): a missed DELETED event costs one pass, never
 correctness. A failed resync is retried on the next pass. After a primed start-up, the second
 resync comes ``confirm_after`` seconds after the first: kopf lists each kind a moment after the
-prime did, and only a re-list after kopf's can drop an object deleted in between. Passes take
-at most a tenth of a core (:func:`pause_after`): on a large cluster the status trails a little
-rather than the operator spending half a core re-counting pods.
+prime did, and only a re-list after kopf's can drop an object deleted in between. The status
+and PolicyReport refresh, which walks every pod, takes at most a tenth of a core
+(:func:`pause_after`): on a large cluster the status trails a little rather than the operator
+spending half a core re-counting pods. The rest of a pass (a wanted resync, due rescans, held
+back Events, the heap trim) does not wait for it: it runs every ``status_interval``, so a
+re-list after the API server was away starts within seconds at any cluster size.
 """
 
 from __future__ import annotations
@@ -34,18 +37,19 @@ from mamori_operator.status.policy_status import StatusWriter
 
 logger = logging.getLogger(__name__)
 BUSY_SHARE = 0.1
-"""At most this share of a core goes to housekeeping passes (see :func:`pause_after`)."""
+"""At most this share of a core goes to the status refresh (see :func:`pause_after`)."""
 LONGEST_PAUSE = 30.0
-"""Seconds: the longest pause between passes, far inside the liveness probe's 120 s."""
+"""Seconds: the longest a status refresh waits for the next, far inside the liveness probe's
+120 s (which counts passes, and those never wait for it)."""
 
 
 def pause_after(took: float, *, interval: float, share: float, longest: float) -> float:
-    """Seconds to wait before the next pass: ``interval``, stretched when a pass took long
-    (``took``: the CPU seconds it spent, not its waits on the API server).
+    """Seconds from one status refresh to the next: ``interval``, stretched when a refresh
+    took long (``took``: the CPU seconds it spent, not its waits on the API server).
 
-    Every pass walks every pod (the audit's stamps, the status counts): at 50,000 pods one
+    Every refresh walks every pod (the audit's stamps, the status counts): at 50,000 pods one
     takes about a second, and every 2 s that would be half a core spent re-reading what
-    barely moved. Waiting ``took * (1 - share) / share`` keeps passes to ``share`` of the
+    barely moved. Waiting ``took * (1 - share) / share`` keeps refreshes to ``share`` of the
     time; statuses then trail by up to ``longest`` seconds on the largest clusters.
     """
     return min(max(interval, took * (1.0 - share) / share), max(interval, longest))
@@ -91,6 +95,7 @@ class Housekeeper:
         self.relist_pods = relist_pods
         self.trim_heap = trim_heap
         self.resyncs = 0
+        self._status_resumes: float | None = None  # clock time; None: every pass
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.passes = 0
@@ -111,7 +116,6 @@ class Housekeeper:
                 return
         next_resync = self.clock()  # first pass converges everything (resume after a restart)
         while not self._stop.is_set():
-            began = time.thread_time()  # CPU, not waiting on the API server
             if self.relist_wanted.is_set() or self.clock() >= next_resync:
                 self.relist_wanted.clear()
                 if self._guarded("resync", self.resync):
@@ -122,22 +126,30 @@ class Housekeeper:
                 else:
                     self.relist_wanted.set()  # the API is away: try again next pass
             self._guarded("rescan", self.rescan_due)
-            self._guarded("status refresh", self.status.refresh)
-            if self.reports is not None:
-                self._guarded("policy reports", self.reports.refresh)
+            if self._status_resumes is None or self.clock() >= self._status_resumes:
+                self._refresh_status()
             if self.events is not None:  # repeats held back by an object's rate limit
                 self._guarded("event flush", self.events.flush)
             if self.trim_heap is not None:  # what this pass and the workers freed, to the OS
                 self._guarded("heap trim", self.trim_heap)
             self.passes += 1
-            self._stop.wait(
-                pause_after(
-                    time.thread_time() - began,
-                    interval=self.status_interval,
-                    share=self.busy_share,
-                    longest=LONGEST_PAUSE,
-                )
-            )
+            self._stop.wait(self.status_interval)
+
+    def _refresh_status(self) -> None:
+        """Write policy statuses (and PolicyReports); when that took long, skip it on the
+        passes of the next ``pause_after`` seconds so that it keeps to its share of a core."""
+        began = time.thread_time()  # CPU, not waiting on the API server
+        self._guarded("status refresh", self.status.refresh)
+        if self.reports is not None:
+            self._guarded("policy reports", self.reports.refresh)
+        pause = pause_after(
+            time.thread_time() - began,
+            interval=self.status_interval,
+            share=self.busy_share,
+            longest=LONGEST_PAUSE,
+        )
+        stretched = pause - self.status_interval  # beyond the wait every pass makes anyway
+        self._status_resumes = self.clock() + stretched if stretched > 0 else None
 
     def resync(self) -> None:
         """Re-list the cluster (when a lister is wired; not on the first pass after a prime,

@@ -8,6 +8,7 @@ recorders: what is under test is the schedule, not the reconcilers (tested on th
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -330,3 +331,50 @@ def test_long_passes_stretch_the_pause_to_keep_their_share(took: float, pause: f
 
 def test_the_longest_pause_never_shortens_a_longer_interval() -> None:
     assert pause_after(0.0, interval=60.0, share=0.1, longest=30.0) == 60.0
+
+
+class SlowStatus(Recorder):
+    """A status refresh that spends ``burn`` CPU seconds, as one does at 50,000 pods."""
+
+    burn: float = 0.02
+
+    def refresh(self) -> int:
+        began = time.thread_time()
+        while time.thread_time() - began < self.burn:
+            pass
+        return super().refresh()
+
+
+class Flushes:
+    """Stands in for the EventRecorder: counts the flushes of held-back Event counts."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def flush(self) -> int:
+        self.count += 1
+        return 0
+
+
+def test_a_long_status_refresh_waits_its_turn_while_the_rest_of_each_pass_does_not() -> None:
+    recorder = SlowStatus()
+    flushes = Flushes()
+    synced = CountingEvent()
+    keeper = keeper_for(recorder, synced, events=flushes, busy_share=0.1)
+    keeper.start()
+    try:
+        synced.set()
+        wait_for(lambda: keeper.passes >= 1, message="the first pass")
+        passes = keeper.passes
+        wait_for(lambda: keeper.passes >= passes + 5, message="five more passes")
+        # 20 ms of CPU at a tenth of a core: the next refresh is 180 ms away on the clock,
+        # which stands still; the passes go on
+        assert recorder.refreshes == 1
+        assert flushes.count >= 6
+        keeper.relist_wanted.set()
+        wait_for(lambda: len(recorder.resyncs) == 2, message="the wanted resync")
+        assert recorder.refreshes == 1  # a wanted resync does not wait for the status's turn
+        recorder.clock.now += 0.2
+        wait_for(lambda: recorder.refreshes == 2, message="the status's next turn")
+    finally:
+        keeper.stop()
