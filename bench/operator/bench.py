@@ -405,6 +405,29 @@ def peak_moment(samples: list[dict[str, float]]) -> dict[str, float]:
     return next(s for s in samples if s["peak_mib"] >= top)
 
 
+def calibration_seconds() -> dict[str, float]:
+    """CPU and wall seconds this process spends on a fixed piece of work (JSON round trips of
+    a pod-sized object, then SHA-256 of 64 MiB: about 0.3 s), the machine otherwise idle.
+
+    This machine has run the same bench at two speeds an hour apart (the same calls cost the
+    control plane and the operator twice the CPU seconds; docs/benchmarks.md); a run's figures
+    are read next to this reading. Whether it tracks the slow speed was not yet seen: it was
+    added during a fast one (0.27 s)."""
+    body = {
+        "metadata": {"name": "web-0", "labels": {"app": "web"}, "annotations": {"a": "b" * 64}},
+        "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1.0"}] * 4},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}] * 4},
+    }
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(20_000):
+        json.loads(json.dumps(body))
+    hashlib.sha256(bytes(64 << 20)).digest()
+    return {
+        "cpu": round(time.process_time() - cpu, 3),
+        "wall": round(time.perf_counter() - wall, 3),
+    }
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (from /proc, in clock ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -500,6 +523,7 @@ def run(
         )
         setup_seconds = time.monotonic() - started
         print(f"bench: cluster filled in {setup_seconds:.1f}s", file=sys.stderr)
+        calibration_before = calibration_seconds()
 
         operator = Operator(
             operator_kubeconfig,
@@ -533,6 +557,7 @@ def run(
             operator_cpu = cpu_seconds(operator.process.pid)
             control_plane_cpu = sum(cpu_seconds(pid) for pid in cp.pids) - control_plane_cpu
             operator.dump_trace(f"converged: {total_pods} pods, {namespaces} namespaces")
+            calibration_after = calibration_seconds()
             profiled = (
                 profiled_calls(trace) if os.environ.get("MAMORI_BENCH_PROFILE") == "1" else {}
             )
@@ -625,6 +650,10 @@ def run(
         "malloc_arena_max": arena_max or "default",
         "lazy_kubernetes_client": lazy_client,
         "setup_seconds": round(setup_seconds, 1),
+        "calibration_seconds": {
+            "before_the_operator": calibration_before,
+            "at_convergence": calibration_after,
+        },
         "converge_seconds": round(converge_seconds, 1),
         "operator_cpu_seconds_at_convergence": round(operator_cpu, 1),
         "control_plane_cpu_seconds_while_converging": round(control_plane_cpu, 1),
@@ -805,12 +834,15 @@ def sizes(text: str) -> list[tuple[int, int]]:
 
 def summary(result: dict[str, Any]) -> str:
     cold = result["cold_start"]
+    calibration = result["calibration_seconds"]
     return (
         f"bench: {result['pods']} pods / {result['namespaces']} namespaces: converged in "
         f"{result['converge_seconds']} s, peak RSS {result['peak_rss_mib']} MiB, "
         f"{cold['api_calls_per_pod']} API calls per pod, {cold['api_calls_per_pod_event']} per "
         f"pod event (cold start), operator CPU {result['operator_cpu_seconds_at_convergence']}"
-        f" s, control plane CPU {result['control_plane_cpu_seconds_while_converging']} s;"
+        f" s, control plane CPU {result['control_plane_cpu_seconds_while_converging']} s "
+        f"(calibration CPU {calibration['before_the_operator']['cpu']} → "
+        f"{calibration['at_convergence']['cpu']} s);"
         f" restart: full view in {result['restart']['seconds_to_full_view']} s with "
         f"{result['restart']['api_calls']:.0f} API calls, peak RSS "
         f"{result['restart']['peak_rss_mib']} MiB; load average {result['load_average_before']} → "
