@@ -70,22 +70,26 @@ class Kube:
         configuration.connection_pool_maxsize = max(pool, 4)
         self.configuration = configuration
         self._base = str(configuration.host).rstrip("/")  # one slash before each path
-        self._http, self._pool, self._prefix = self._connections()
+        self._http, self._opener, self._prefix = self._connections()
         self.metrics = metrics
         self.on_unreachable = on_unreachable
         self.fence = fence
 
-    def _connections(self) -> tuple[urllib3.PoolManager, urllib3.HTTPConnectionPool | None, str]:
+    def _connections(
+        self,
+    ) -> tuple[urllib3.PoolManager, urllib3.PoolManager | urllib3.HTTPConnectionPool, str]:
         """The client's own pool manager (TLS, client certificate, CA, proxy and retries as it
-        sets them) and, for an ``https`` server, its one connection pool with the server's path
-        prefix: requests go to that pool straight, skipping the manager's per-request URL parsing
-        and pool lookup (about a sixth of a call's client CPU). Through a proxy an ``https`` pool
-        tunnels with CONNECT all the same; a plain ``http`` server keeps the manager, which
-        rewrites requests for a forwarding proxy."""
+        sets them), what each request is sent to, and what goes before each request's path.
+
+        For an ``https`` server that is the manager's one connection pool for it, and the
+        server's path: requests skip the manager's per-request URL parsing and pool lookup
+        (about a sixth of a call's client CPU); through a proxy that pool tunnels with CONNECT
+        all the same. A plain ``http`` server keeps the manager and whole URLs, which it
+        rewrites for a forwarding proxy."""
         manager = RESTClientObject(self.configuration).pool_manager
         base = urllib3.util.parse_url(self._base)
         if base.scheme != "https":
-            return manager, None, ""
+            return manager, manager, self._base
         return manager, manager.connection_from_url(self._base), (base.path or "").rstrip("/")
 
     def close(self) -> None:
@@ -100,7 +104,7 @@ class Kube:
         """
         self.configuration.retries = False
         stale = self._http
-        self._http, self._pool, self._prefix = self._connections()
+        self._http, self._opener, self._prefix = self._connections()
         stale.clear()
 
     # -- generic ------------------------------------------------------------------------------
@@ -155,24 +159,14 @@ class Kube:
             _apply_credentials(credentials, headers=headers, query=query)
         target = path + "?" + urlencode(query) if query else path
         try:
-            if self._pool is not None:
-                response = self._pool.urlopen(
-                    method,
-                    self._prefix + target,
-                    body=body,
-                    headers=headers,
-                    timeout=timeout,
-                    preload_content=False,
-                )
-            else:
-                response = self._http.urlopen(
-                    method,
-                    self._base + target,
-                    body=body,
-                    headers=headers,
-                    timeout=timeout,
-                    preload_content=False,
-                )
+            response = self._opener.urlopen(
+                method,
+                self._prefix + target,
+                body=body,
+                headers=headers,
+                timeout=timeout,
+                preload_content=False,
+            )
         except (OSError, urllib3.exceptions.HTTPError) as error:  # refused, reset, timed out
             raise self._unreachable(error) from None
         if not 200 <= response.status <= 299:
