@@ -48,7 +48,8 @@ class UvloopFrontWorker(FrontWorker):
     def loop_factory() -> asyncio.AbstractEventLoop:
         import uvloop
 
-        return uvloop.new_event_loop()  # type: ignore[no-any-return]
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        return loop
 
 
 def gunicorn_tls(server: WebhookServer) -> dict[str, Any]:
