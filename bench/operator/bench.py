@@ -411,8 +411,8 @@ def calibration_seconds() -> dict[str, float]:
 
     This machine has run the same bench at two speeds an hour apart (the same calls cost the
     control plane and the operator twice the CPU seconds; docs/benchmarks.md); a run's figures
-    are read next to this reading. Whether it tracks the slow speed was not yet seen: it was
-    added during a fast one (0.27 s)."""
+    are read next to this reading. It tells the phase (0.27-0.28 s fast, median 0.36 s slow) but
+    not how much to correct a run by: the machine's speed moves within the run."""
     body = {
         "metadata": {"name": "web-0", "labels": {"app": "web"}, "annotations": {"a": "b" * 64}},
         "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1.0"}] * 4},

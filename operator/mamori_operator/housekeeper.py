@@ -148,8 +148,7 @@ class Housekeeper:
             share=self.busy_share,
             longest=LONGEST_PAUSE,
         )
-        stretched = pause - self.status_interval  # beyond the wait every pass makes anyway
-        self._status_resumes = self.clock() + stretched if stretched > 0 else None
+        self._status_resumes = self.clock() + pause if pause > self.status_interval else None
 
     def resync(self) -> None:
         """Re-list the cluster (when a lister is wired; not on the first pass after a prime,

@@ -81,8 +81,7 @@ COLLECTOR_THRESHOLDS = (50_000, 20, 20)
 def relax_young_collections() -> tuple[int, int, int]:
     """Collect cycles less often (see the module's docstring); returns the new thresholds."""
     gc.set_threshold(*COLLECTOR_THRESHOLDS)
-    first, second, third = gc.get_threshold()
-    return first, second, third
+    return gc.get_threshold()
 
 
 KUBERNETES_CLIENT = "kubernetes.client"

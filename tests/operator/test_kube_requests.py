@@ -260,26 +260,34 @@ def test_the_token_is_asked_of_the_configuration_before_every_request(
     assert [event["type"] for event in events] == ["ADDED", "BOOKMARK"]
 
 
+def tls_server(
+    tmp_path: Path, hosts: tuple[str, ...] = ("127.0.0.1",)
+) -> tuple[LocalCA, ssl.SSLContext, Path]:
+    """A CA, a server context with its certificate for ``hosts``, and the CA file."""
+    ca = LocalCA("kube-requests-test")
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_bytes(ca.certificate_pem)
+    ca.issue_server("apiserver", hosts=hosts).write(
+        certificate=tmp_path / "server.crt", key=tmp_path / "server.key"
+    )
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
+    return ca, tls, ca_file
+
+
 def test_tls_uses_the_configurations_ca_server_name_and_client_certificate(
     tmp_path: Path, made: list[Kube]
 ) -> None:
-    ca = LocalCA("kube-requests-test")
-    files = {name: tmp_path / name for name in ("ca.crt", "server.crt", "server.key")}
-    files["ca.crt"].write_bytes(ca.certificate_pem)
-    ca.issue_server("apiserver", hosts=("apiserver.mamori.test",)).write(
-        certificate=files["server.crt"], key=files["server.key"]
-    )
+    ca, tls, ca_file = tls_server(tmp_path, hosts=("apiserver.mamori.test",))
     ca.issue_client("mamori-operator").write(
         certificate=tmp_path / "client.crt", key=tmp_path / "client.key"
     )
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(files["server.crt"], files["server.key"])
-    tls.load_verify_locations(files["ca.crt"])
+    tls.load_verify_locations(ca_file)
     tls.verify_mode = ssl.CERT_REQUIRED  # a client without a certificate is turned away
 
     with serve(Script(), tls) as server:
         config = configuration(server.url)  # 127.0.0.1: not a name the certificate holds
-        config.ssl_ca_cert = str(files["ca.crt"])
+        config.ssl_ca_cert = str(ca_file)
         config.cert_file, config.key_file = (
             str(tmp_path / "client.crt"),
             str(tmp_path / "client.key"),
@@ -376,23 +384,10 @@ def pipe(client: socket.socket, upstream: socket.socket) -> None:
         upstream.close()
 
 
-def tls_server(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
-    """A server context for 127.0.0.1 and the CA file that trusts it."""
-    ca = LocalCA("kube-requests-test")
-    ca_file = tmp_path / "ca.crt"
-    ca_file.write_bytes(ca.certificate_pem)
-    ca.issue_server("apiserver", hosts=("127.0.0.1",)).write(
-        certificate=tmp_path / "server.crt", key=tmp_path / "server.key"
-    )
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
-    return tls, ca_file
-
-
 def test_an_https_server_behind_a_proxy_is_reached_through_a_connect_tunnel(
     tmp_path: Path, made: list[Kube]
 ) -> None:
-    tls, ca_file = tls_server(tmp_path)
+    _, tls, ca_file = tls_server(tmp_path)
     with serve(Script(), tls) as server, forward_proxy() as proxy:
         config = configuration(server.url)
         config.ssl_ca_cert = str(ca_file)
@@ -425,7 +420,7 @@ def test_a_plain_http_server_behind_a_proxy_gets_requests_in_absolute_form(
 def test_a_server_address_with_a_path_keeps_it_before_every_request(
     scheme: str, tmp_path: Path, made: list[Kube]
 ) -> None:
-    tls, ca_file = tls_server(tmp_path)
+    _, tls, ca_file = tls_server(tmp_path)
     with serve(Script(), tls if scheme == "https" else None) as server:
         config = configuration(f"{server.url}/k8s/clusters/c-1/")
         config.ssl_ca_cert = str(ca_file)
